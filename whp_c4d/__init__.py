@@ -1,0 +1,76 @@
+"""WHP C4D: the application factory. It never starts the scheduler (see `c4d worker` / `c4d serve`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+
+from .config import load_config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    instance = Path(os.environ.get("C4D_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=False)
+    app.config.update(load_config(instance, test_config))
+
+    from .core import web as core_web
+
+    core_web.configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    core_web.register_request_hooks(app)
+    core_web.register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from .core import database
+    from .core.crypto import DataKeys
+    from .core.i18n import select_locale
+    from .extensions import babel, csrf, db, login_manager, migrate
+
+    app.extensions["c4d_keys"] = DataKeys(app.config["C4D_DATA_KEY"])
+    db.init_app(app)
+    database.configure(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"),
+                     render_as_batch=True, compare_type=True)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = None  # server-side sessions do this job (auth.services)
+
+    from .auth import services as auth_services
+
+    @login_manager.user_loader
+    def _load(token: str):
+        return auth_services.load_session(token)
+
+    # Models of every domain must be imported before Alembic or create_all look at the metadata.
+    from . import models  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api.views import bp as api_bp
+    from .audience.views import bp as audience_bp
+    from .auth.views import bp as auth_bp
+    from .core.web import bp as core_bp
+    from .extensions import csrf
+    from .reports.views import bp as reports_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(audience_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    csrf.exempt(api_bp)  # bearer tokens, never cookies: no ambient authority to forge
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)

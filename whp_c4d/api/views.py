@@ -1,0 +1,101 @@
+"""REST API v1 endpoints and the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+from flask import Blueprint, g, jsonify, request, url_for
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from ..audience import segments as segment_service
+from ..audience import services as audience
+from ..audience.models import Contact
+from ..audience.schemas import ContactCreateSchema, ContactOutSchema
+from ..core.errors import ServiceError
+from ..core.permissions import public, requires
+from ..core.schemas import flatten_errors
+from ..extensions import db
+from .openapi import build_spec
+
+bp = Blueprint("api", __name__)
+
+MAX_PAGE = 200
+
+
+def _out(contact: Contact) -> dict:
+    data = ContactOutSchema().dump(contact)
+    masked = audience.number_for_display(contact, g.user)
+    if masked is None:
+        data.pop("number_masked", None)
+    else:
+        data["number_masked"] = masked
+    return data
+
+
+def _validation_error(fields: list[tuple[str, str]]):
+    return jsonify(error="validation", message=_("Some fields are not valid."),
+                   fields={name: msg for name, msg in fields}), 400
+
+
+@bp.get("/contacts")
+@requires("contacts.view")
+def contacts_list():
+    """List contacts the caller may see, newest first. Filters as in segments; keyset paging."""
+    limit = min(max(request.args.get("limit", 50, type=int), 1), MAX_PAGE)
+    after = request.args.get("after", type=int)
+    filters = segment_service.clean_filters({
+        "countries": request.args.getlist("country"), "languages": request.args.getlist("language"),
+        "channels": request.args.getlist("channel"), "tags": request.args.getlist("tag"),
+    })
+    q = segment_service.members(g.user, filters).order_by(Contact.id.desc())
+    if after:
+        q = q.where(Contact.id < after)
+    rows = db.session.scalars(q.limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = url_for("api.contacts_list", after=rows[-1].id, limit=limit, _external=False) if more else None
+    return jsonify(data=[_out(c) for c in rows], next=nxt)
+
+
+@bp.post("/contacts")
+@requires("contacts.create")
+def contacts_create():
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return jsonify(error="bad_request", message=_("Send a JSON object.")), 400
+    try:
+        data = ContactCreateSchema(languages=audience.enabled_languages()).load(payload)
+    except ValidationError as exc:
+        return _validation_error(flatten_errors(exc.messages))
+    consent = data["consent"]
+    consent_at = datetime.combine(consent["date"], time(12), tzinfo=UTC) if consent.get("date") else None
+    partner_id = g.user.partner_id if g.user.role == "partner" else None
+    try:
+        contact = audience.create_contact(
+            phone=data["phone"], country=data.get("country"), language=data["language"],
+            channels=data["channels"], tags=data.get("tags") or [], timezone=data.get("timezone"), actor=g.user,
+            consent=audience.ConsentInput(
+                source="partner_registration" if partner_id else consent["source"], at=consent_at,
+                notice_version=consent.get("notice_version")),
+            partner_id=partner_id)
+    except ServiceError as exc:
+        db.session.rollback()
+        status = 409 if exc.code in ("phone_taken", "phone_suppressed") else 400
+        return jsonify(error=exc.code, message=exc.message), status
+    db.session.commit()
+    return jsonify(_out(contact)), 201, {"Location": url_for("api.contacts_get", contact_id=contact.id)}
+
+
+@bp.get("/contacts/<int:contact_id>")
+@requires("contacts.view")
+def contacts_get(contact_id: int):
+    return jsonify(_out(audience.get_visible_contact(g.user, contact_id)))
+
+
+@bp.get("/openapi.json")
+@public
+def openapi():
+    return jsonify(build_spec())
+
+

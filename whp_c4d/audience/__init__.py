@@ -1,0 +1,1 @@
+"""Contacts, their numbers, the consent ledger, segments, CSV import, erasure and pseudonyms."""

@@ -1,0 +1,310 @@
+"""Pages for logging in and out, one's own account, and the administration of users and partners."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+
+from ..core.errors import ServiceError
+from ..core.i18n import all_countries
+from ..core.permissions import authenticated, public, requires
+from ..extensions import db
+from . import services
+from .forms import (
+    AccountForm,
+    ApiTokenForm,
+    EmptyForm,
+    LoginForm,
+    PartnerForm,
+    PasswordForm,
+    SetupForm,
+    UserForm,
+)
+from .models import ApiToken, AuditEvent, PartnerOrganisation, User
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+PAGE_SIZE = 50
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("reports.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    if current_user.is_authenticated:
+        return redirect(_safe_next(request.args.get("next")))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        result = services.authenticate(form.email.data, form.password.data, request.remote_addr)
+        if result.user is not None:
+            lang = session.get("ui_language")
+            session.clear()  # a new session at login: nothing from before survives
+            if lang:
+                session["ui_language"] = lang
+            login_user(result.user)
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+        db.session.commit()
+        if result.throttled:
+            flash(_("Too many failed attempts. Wait 15 minutes, or ask an administrator."), "error")
+            status = 429
+        else:
+            flash(_("Wrong e-mail or password."), "error")
+            status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@authenticated
+def logout():
+    if current_user.session_token:
+        services.close_session(current_user.session_token)
+    db.session.commit()
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/setup/<token>", methods=["GET", "POST"])
+@public
+def setup(token: str):
+    if services.setup_token_valid(token) is None:
+        abort(404)
+    form = SetupForm()
+    if form.validate_on_submit():
+        try:
+            services.complete_setup(token, form.email.data, form.name.data, form.password.data)
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Administrator account created. Log in to continue."), "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/setup.html", form=form)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@requires("account.edit")
+def account():
+    user: User = g.user
+    form = AccountForm(prefix="acc", ui_language=user.ui_language or "")
+    pw = PasswordForm(prefix="pw")
+    if request.method == "POST" and "acc-ui_language" in request.form and form.validate():
+        user.ui_language = form.ui_language.data or None
+        db.session.commit()
+        flash(_("Saved."), "success")
+        return redirect(url_for("auth.account"))
+    if request.method == "POST" and "pw-current" in request.form and pw.validate():
+        try:
+            services.change_own_password(user, pw.current.data, pw.password.data)
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Password changed."), "success")
+            return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form, pw=pw)
+
+
+# --- users -----------------------------------------------------------------------------------
+
+def _user_form(obj: User | None = None) -> UserForm:
+    form = UserForm(obj=obj) if obj is not None and request.method == "GET" else UserForm()
+    form.partner_id.choices = [(0, "—")] + [
+        (p.id, p.name) for p in db.session.scalars(sa.select(PartnerOrganisation).order_by(PartnerOrganisation.name))
+    ]
+    form.countries.choices = all_countries()
+    if obj is not None and request.method == "GET":
+        form.countries.data = obj.countries
+        form.partner_id.data = obj.partner_id or 0
+        form.ui_language.data = obj.ui_language or ""
+    return form
+
+
+@bp.get("/admin/users")
+@requires("users.manage")
+def users():
+    rows = db.session.scalars(sa.select(User).order_by(User.active.desc(), User.name)).all()
+    return render_template("auth/users.html", users=rows, form=EmptyForm())
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@requires("users.manage")
+def user_new():
+    form = _user_form()
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(
+                form.email.data, form.name.data, form.role.data, password=form.password.data or None,
+                partner_id=form.partner_id.data or None, countries=form.countries.data,
+                ui_language=form.ui_language.data or None, actor=g.user)
+            user.active = form.active.data
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("User created."), "success")
+            return redirect(url_for("auth.users"))
+    return render_template("auth/user_form.html", form=form, user=None)
+
+
+@bp.route("/admin/users/<int:user_id>", methods=["GET", "POST"])
+@requires("users.manage")
+def user_edit(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    form = _user_form(user)
+    if form.validate_on_submit():
+        try:
+            services.update_user(user, name=form.name.data, role=form.role.data, active=form.active.data,
+                                 partner_id=form.partner_id.data or None, countries=form.countries.data,
+                                 ui_language=form.ui_language.data or None, actor=g.user)
+            if form.password.data:
+                services.set_password(user, form.password.data)
+                services.revoke_sessions(user)
+                services.audit("user.password_reset", g.user, target_type="user", target_id=user.id)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("auth.users"))
+    return render_template("auth/user_form.html", form=form, user=user)
+
+
+@bp.post("/admin/users/<int:user_id>/sessions/revoke")
+@requires("users.manage")
+def user_sessions_revoke(user_id: int):
+    user = db.session.get(User, user_id) or abort(404)
+    if EmptyForm().validate_on_submit():
+        services.revoke_sessions(user)
+        services.audit("user.sessions_revoked", g.user, target_type="user", target_id=user.id)
+        db.session.commit()
+        flash(_("All sessions of this user were ended."), "success")
+    return redirect(url_for("auth.user_edit", user_id=user.id))
+
+
+# --- partner organisations ---------------------------------------------------------------------
+
+@bp.get("/partners")
+@requires("partners.view")
+def partners():
+    q = sa.select(PartnerOrganisation).order_by(PartnerOrganisation.name)
+    if g.user.role == "partner":
+        return redirect(url_for("auth.partner_detail", partner_id=g.user.partner_id))
+    return render_template("auth/partners.html", partners=db.session.scalars(q).all())
+
+
+@bp.get("/partners/<int:partner_id>")
+@requires("partners.view")
+def partner_detail(partner_id: int):
+    if g.user.role == "partner" and g.user.partner_id != partner_id:
+        abort(404)
+    org = db.session.get(PartnerOrganisation, partner_id) or abort(404)
+    return render_template("auth/partner_detail.html", org=org)
+
+
+def _partner_form(org: PartnerOrganisation | None = None) -> PartnerForm:
+    form = PartnerForm(obj=org) if org is not None and request.method == "GET" else PartnerForm()
+    form.country.choices = all_countries()
+    return form
+
+
+@bp.route("/admin/partners/new", methods=["GET", "POST"])
+@requires("partners.manage")
+def partner_new():
+    form = _partner_form()
+    if form.validate_on_submit():
+        try:
+            org = services.save_partner(None, name=form.name.data, country=form.country.data,
+                                        active=form.active.data, actor=g.user)
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Partner organisation saved."), "success")
+            return redirect(url_for("auth.partner_detail", partner_id=org.id))
+    return render_template("auth/partner_form.html", form=form, org=None)
+
+
+@bp.route("/admin/partners/<int:partner_id>", methods=["GET", "POST"])
+@requires("partners.manage")
+def partner_edit(partner_id: int):
+    org = db.session.get(PartnerOrganisation, partner_id) or abort(404)
+    form = _partner_form(org)
+    if form.validate_on_submit():
+        try:
+            services.save_partner(org, name=form.name.data, country=form.country.data,
+                                  active=form.active.data, actor=g.user)
+        except ServiceError as exc:
+            db.session.rollback()
+            flash(exc.message, "error")
+        else:
+            db.session.commit()
+            flash(_("Partner organisation saved."), "success")
+            return redirect(url_for("auth.partner_detail", partner_id=org.id))
+    return render_template("auth/partner_form.html", form=form, org=org)
+
+
+# --- audit log -------------------------------------------------------------------------------
+
+@bp.get("/admin/audit")
+@requires("audit.view")
+def audit_log():
+    q = sa.select(AuditEvent).order_by(AuditEvent.id.desc())
+    action = request.args.get("action", "").strip()
+    actor = request.args.get("actor", "").strip().lower()
+    since = request.args.get("since", "").strip()
+    if action:
+        q = q.where(AuditEvent.action.startswith(action))
+    if actor:
+        q = q.where(AuditEvent.actor_label.contains(actor))
+    if since:
+        try:
+            q = q.where(AuditEvent.at >= datetime.fromisoformat(since).astimezone())
+        except ValueError:
+            flash(_("Not a valid date: use YYYY-MM-DD."), "error")
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows = db.session.scalars(q.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    return render_template("auth/audit.html", events=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,
+                           filters={"action": action, "actor": actor, "since": since})
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+@bp.route("/admin/api-tokens", methods=["GET", "POST"])
+@requires("api_tokens.manage")
+def api_tokens():
+    form = ApiTokenForm()
+    form.user_id.choices = [(u.id, f"{u.name} <{u.email}>") for u in
+                            db.session.scalars(sa.select(User).where(User.active.is_(True)).order_by(User.name))]
+    secret = None
+    if form.validate_on_submit():
+        user = db.session.get(User, form.user_id.data) or abort(404)
+        _row, secret = services.create_api_token(user, form.name.data, actor=g.user)
+        db.session.commit()
+    rows = db.session.scalars(sa.select(ApiToken).order_by(ApiToken.id.desc())).all()
+    return render_template("auth/api_tokens.html", form=form, tokens=rows, secret=secret, revoke=EmptyForm())
+
+
+@bp.post("/admin/api-tokens/<int:token_id>/revoke")
+@requires("api_tokens.manage")
+def api_token_revoke(token_id: int):
+    row = db.session.get(ApiToken, token_id) or abort(404)
+    if EmptyForm().validate_on_submit() and row.revoked_at is None:
+        services.revoke_api_token(row, g.user)
+        db.session.commit()
+        flash(_("Token revoked."), "success")
+    return redirect(url_for("auth.api_tokens"))

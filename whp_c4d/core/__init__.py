@@ -1,0 +1,1 @@
+"""Core: base models, time and locale helpers, permissions, signals, errors."""

@@ -1,0 +1,48 @@
+"""UI locale choice and names of languages and countries in the reader's language."""
+
+from __future__ import annotations
+
+from babel import Locale
+from flask import request, session
+from flask_babel import get_locale
+from flask_login import current_user
+
+from ..config import UI_LOCALES
+
+
+def select_locale() -> str:
+    user = current_user
+    if getattr(user, "is_authenticated", False) and user.ui_language in UI_LOCALES:
+        return user.ui_language
+    chosen = session.get("ui_language")
+    if chosen in UI_LOCALES:
+        return chosen
+    return request.accept_languages.best_match(UI_LOCALES) or "es"
+
+
+def language_name(code: str) -> str:
+    try:
+        name = Locale.parse(code).get_display_name(get_locale()) or code
+    except (ValueError, TypeError):
+        try:
+            name = Locale.parse(code).get_display_name("en") or code
+        except (ValueError, TypeError):
+            return code
+    return name[:1].upper() + name[1:]
+
+
+def country_name(code: str) -> str:
+    return get_locale().territories.get((code or "").upper(), code)
+
+
+def all_countries() -> list[tuple[str, str]]:
+    """(code, localised name), programme countries first, then the rest alphabetically."""
+    import phonenumbers
+
+    from .phones import PROGRAMME_COUNTRIES
+
+    names = get_locale().territories
+    first = sorted(PROGRAMME_COUNTRIES, key=lambda c: names.get(c, c))
+    rest = sorted((c for c in phonenumbers.SUPPORTED_REGIONS if c not in PROGRAMME_COUNTRIES and c in names),
+                  key=lambda c: names.get(c, c))
+    return [(c, names.get(c, c)) for c in first + rest]

@@ -1,0 +1,91 @@
+"""The one declarative map of role -> actions, and the markers views use to declare what they need.
+
+Enforcement is central (``auth.enforcement``): every request's endpoint must be marked ``public`` or
+``requires(action)``; an unmarked endpoint is refused, so a forgotten decorator fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask_babel import lazy_gettext as _l
+
+ROLES = ("admin", "officer", "evaluator", "partner")
+ROLE_LABELS = {
+    "admin": _l("Administrator"),
+    "officer": _l("Communication officer"),
+    "evaluator": _l("Evaluator"),
+    "partner": _l("Partner organisation"),
+}
+
+ACTIONS: dict[str, str] = {
+    "dashboard.view": "See the dashboard",
+    "account.edit": "Change one's own language and password",
+    "contacts.view": "List and open contacts (scoped; pseudonyms for evaluators and partners)",
+    "contacts.create": "Register a contact with their consent",
+    "contacts.edit": "Edit a contact, add numbers, record consent or opt-out",
+    "contacts.reveal": "Reveal a contact's phone number (audited)",
+    "contacts.import": "Import contacts from CSV",
+    "contacts.erase": "Erase a contact on request",
+    "segments.view": "See segments and their counts",
+    "segments.manage": "Create and edit segments",
+    "partners.view": "See partner organisations (partners: their own only)",
+    "partners.manage": "Manage partner organisations",
+    "users.manage": "Manage users and roles",
+    "audit.view": "Read the audit log",
+    "privacy.manage": "Edit retention periods and run the purge",
+    "settings.manage": "Enable content languages",
+    "api_tokens.manage": "Create and revoke API tokens",
+}
+
+_ALL = frozenset(ACTIONS)
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": _ALL,
+    "officer": frozenset(
+        {
+            "dashboard.view", "account.edit",
+            "contacts.view", "contacts.create", "contacts.edit", "contacts.reveal",
+            "contacts.import", "contacts.erase",
+            "segments.view", "segments.manage",
+            "partners.view",
+        }
+    ),
+    "evaluator": frozenset({"dashboard.view", "account.edit", "contacts.view", "segments.view"}),
+    "partner": frozenset({"dashboard.view", "account.edit", "contacts.view", "contacts.create", "partners.view"}),
+}
+
+# Roles that may ever see a phone number (masked by default, revealed one at a time).
+ROLES_SEEING_NUMBERS = frozenset({"admin", "officer"})
+
+assert all(p <= _ALL for p in PERMISSIONS.values()), "unknown action in PERMISSIONS"
+
+
+def can(role: str | None, action: str) -> bool:
+    if action not in ACTIONS:
+        raise KeyError(f"unknown action {action!r}")
+    return role is not None and action in PERMISSIONS.get(role, frozenset())
+
+
+def requires(action: str) -> Callable:
+    """Declare the action a view needs. Checked before the view runs, for every method."""
+    if action not in ACTIONS:
+        raise KeyError(f"unknown action {action!r}")
+
+    def mark(view: Callable) -> Callable:
+        view.c4d_action = action
+        return view
+
+    return mark
+
+
+def public(view: Callable) -> Callable:
+    """Declare a view that needs no login (login page, health check, webhooks with their own check)."""
+    view.c4d_public = True
+    return view
+
+
+def authenticated(view: Callable) -> Callable:
+    """Declare a view any logged-in user may use (logout)."""
+    view.c4d_authenticated = True
+    return view

@@ -1,0 +1,84 @@
+"""Demo data for training and first looks: one user per role, fictional contacts. Never for production."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Callable
+
+import click
+import sqlalchemy as sa
+from flask.cli import with_appcontext
+
+from .audience import services as audience
+from .auth import services as auth
+from .auth.models import PartnerOrganisation, User
+from .core import phones
+from .extensions import db
+
+DEMO_DOMAIN = "demo.c4d.example"  # reserved TLD: these addresses can never receive mail
+
+# Fictional numbers: 555-01xx in the North American plan (reserved for fiction), and clearly fake
+# patterns elsewhere (…5550 1xx / …0000 1xx), checked valid by the same parser the app uses.
+_FAKE_PATTERNS = {
+    "GT": "+502555{:05d}", "HN": "+504955{:05d}", "SV": "+503755{:05d}", "MX": "+5255550{:05d}",
+    "HT": "+509375{:05d}", "DO": "+1809555{:04d}", "CR": "+506855{:05d}", "PA": "+507655{:05d}",
+    "SR": "+597855{:04d}", "BZ": "+501655{:04d}", "US": "+1202555{:04d}",
+}
+
+
+def fictional_numbers(country: str, count: int, start: int = 100) -> list[str]:
+    pattern = _FAKE_PATTERNS[country]
+    out: list[str] = []
+    n = start
+    while len(out) < count and n < start + 5000:
+        try:
+            out.append(phones.parse(pattern.format(n)).e164)
+        except phones.InvalidNumber:
+            pass
+        n += 1
+    return out
+
+
+def seed_demo(echo: Callable[[str], None] = print, contacts: int = 60) -> bool:
+    """Create the demo users and contacts once. Returns False when they already exist."""
+    if db.session.scalar(sa.select(User.id).where(User.email == f"admin@{DEMO_DOMAIN}")):
+        echo("Demo data already present (passwords were printed when it was created).")
+        return False
+    org = PartnerOrganisation(name="Red Comunitaria de Ejemplo", country="GT")
+    db.session.add(org)
+    db.session.flush()
+    lines = []
+    for role, name in (("admin", "Ana Admin"), ("officer", "Óscar Oficial"), ("evaluator", "Eva Evaluadora"),
+                       ("partner", "Pía Socia")):
+        password = secrets.token_urlsafe(12)
+        auth.create_user(f"{role}@{DEMO_DOMAIN}", name, role, password=password,
+                         partner_id=org.id if role == "partner" else None)
+        lines.append(f"  {role:<10} {role}@{DEMO_DOMAIN:<24} {password}")
+    rng = random.Random(2026)
+    plan = [("GT", "es"), ("HN", "es"), ("SV", "es"), ("MX", "es"), ("HT", "ht"), ("HT", "fr"), ("DO", "es"),
+            ("CR", "es"), ("PA", "es"), ("SR", "nl"), ("BZ", "en")]
+    per = max(contacts // len(plan), 1)
+    for i, (country, language) in enumerate(plan):
+        for number in fictional_numbers(country, per, start=100 + 40 * i):
+            if audience.find_by_number(number):
+                continue
+            channels = rng.choice([["sms"], ["whatsapp"], ["sms", "whatsapp"]])
+            audience.create_contact(
+                phone=number, country=country, language=language, channels=channels, actor=None,
+                tags=rng.sample(["demo", "feria-2026", "retorno", "transito", "taller"], k=2),
+                consent=audience.ConsentInput(source=rng.choice(["form", "keyword", "partner_registration"])),
+                partner_id=org.id if country == "GT" else None)
+    db.session.commit()
+    echo("\nDemo users (passwords shown once; change them in “My account”):")
+    for line in lines:
+        echo(line)
+    echo("")
+    return True
+
+
+@click.command("demo")
+@with_appcontext
+def demo_command():
+    """Seed demo users and fictional contacts into the current database."""
+    seed_demo(echo=click.echo)

@@ -1,0 +1,6 @@
+"""Imports every domain's models so the metadata is complete (Alembic, create_all, erasure checks)."""
+
+from .audience import erasure as _erasure  # noqa: F401  (registers its retention kind)
+from .audience.models import *  # noqa: F401,F403
+from .auth.models import *  # noqa: F401,F403
+from .core.retention import RetentionPolicy  # noqa: F401

@@ -1,0 +1,1 @@
+"""Read-only queries, rollups and the dashboard. A leaf: nothing imports it."""

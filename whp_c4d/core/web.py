@@ -131,7 +131,7 @@ def security_headers(response):
 
 
 def register_request_hooks(app: Flask) -> None:
-    from flask_babel import format_datetime
+    from flask_babel import format_datetime, get_locale
 
     from ..core.i18n import country_name, language_name
     from .permissions import ROLE_LABELS
@@ -148,6 +148,7 @@ def register_request_hooks(app: Flask) -> None:
             "language_name": language_name,
             "country_name": country_name,
             "ui_locales": UI_LOCALES,
+            "get_locale": get_locale,
             "page_url": _page_url,
             "role_label": lambda role: ROLE_LABELS.get(role, role),
         }

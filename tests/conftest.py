@@ -1,0 +1,177 @@
+"""Fixtures: one app per test session on the real database (SQLite by default, PostgreSQL when
+C4D_TEST_DATABASE_URL is set), schema built by the migrations, every table emptied after each test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
+from helpers import TEST_PASSWORD
+
+from whp_c4d import create_app
+from whp_c4d.extensions import db
+
+DEFAULT_LANGUAGES = ("es", "en", "fr", "ht", "nl")
+KEEP_TABLES = {"alembic_version"}
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    url = os.environ.get("C4D_TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'c4d-test.db'}"
+
+
+class _FreshGlobalsClient(FlaskClient):
+    """Tests keep an app context pushed so they can use the database; Flask then reuses it for each
+    request, and with it ``g``. Clearing ``g`` gives every request what it has in production."""
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            for key in list(g):
+                g.pop(key)
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def _app(database_url, tmp_path_factory):
+    os.environ["C4D_INSTANCE_PATH"] = str(tmp_path_factory.mktemp("instance"))
+    app = create_app({
+        "DATABASE_URL": database_url,
+        "TESTING": True,
+        "WTF_CSRF_ENABLED": False,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "C4D_DATA_KEY": "test-data-key-0123456789abcdef",
+        # Cheap hashing in tests; production uses RFC 9106's parameters (config.py).
+        "C4D_ARGON2": {"time_cost": 1, "memory_cost": 8, "parallelism": 1},
+    })
+    app.test_client_class = _FreshGlobalsClient
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade(directory=app.extensions["migrate"].directory)
+        _empty_tables()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    db.session.rollback()
+    tables = [t for t in db.metadata.sorted_tables if t.name not in KEEP_TABLES]
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(f'"{t.name}"' for t in tables)
+        db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for t in reversed(tables):
+            db.session.execute(t.delete())
+    db.session.execute(sa.text("INSERT INTO content_language (code, enabled) VALUES "
+                               + ", ".join(f"('{c}', true)" for c in DEFAULT_LANGUAGES)))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(_app):
+    ctx = _app.app_context()
+    ctx.push()
+    try:
+        yield _app
+    finally:
+        db.session.remove()
+        _empty_tables()
+        db.session.remove()
+        ctx.pop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# --- factories -------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_partner(app):
+    from whp_c4d.auth.models import PartnerOrganisation
+
+    def make(name="Red de Apoyo Ejemplo", country="GT"):
+        org = PartnerOrganisation(name=name, country=country)
+        db.session.add(org)
+        db.session.commit()
+        return org
+
+    return make
+
+
+@pytest.fixture
+def make_user(app, make_partner):
+    from whp_c4d.auth import services
+
+    counter = iter(range(1, 10_000))
+
+    def make(role="officer", *, email=None, partner=None, countries=None, password=TEST_PASSWORD):
+        if role == "partner" and partner is None:
+            partner = make_partner(name=f"Organización {next(counter)}")
+        user = services.create_user(email or f"{role}{next(counter)}@example.org", f"Test {role}", role,
+                                    password=password, partner_id=partner.id if partner else None,
+                                    countries=countries)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_contact(app):
+    from whp_c4d.audience import services
+
+    numbers = iter(range(100, 10_000))
+
+    def make(*, phone=None, country="GT", language="es", channels=("sms",), tags=(), partner=None, actor=None):
+        contact = services.create_contact(
+            phone=phone or f"+502555{next(numbers):05d}", country=country, language=language,
+            channels=list(channels), tags=list(tags), actor=actor,
+            consent=services.ConsentInput(source="form"), partner_id=partner.id if partner else None)
+        db.session.commit()
+        return contact
+
+    return make
+
+
+@pytest.fixture
+def login(app):
+    """Log a test client in as a user without going through the form (the form has its own tests)."""
+    from whp_c4d.auth import services
+
+    def do(client, user):
+        token = services.open_session(user)
+        db.session.commit()
+        with client.session_transaction() as sess:
+            sess.clear()
+            sess["_user_id"] = token
+            sess["_fresh"] = True
+        return token
+
+    return do
+
+
+@pytest.fixture
+def api_token(app):
+    from whp_c4d.auth import services
+
+    def make(user):
+        _row, secret = services.create_api_token(user, "test")
+        db.session.commit()
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make

@@ -1,0 +1,66 @@
+"""The application starts, reports its health, and its schema is exactly what the migrations build."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from whp_c4d.extensions import db
+
+
+def test_healthz_reports_database_state_as_json(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] is True
+    assert body["database"]["revision"]
+
+
+def test_models_and_migrations_agree(app):
+    with db.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, db.metadata)
+    assert diff == []
+
+
+def test_sqlite_runs_with_wal_foreign_keys_and_busy_timeout(app):
+    if db.engine.dialect.name != "sqlite":
+        return
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar().lower() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_secrets_are_generated_into_the_instance_folder_on_first_run(tmp_path, monkeypatch):
+    from whp_c4d.config import load_config
+
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("C4D_DATA_KEY", raising=False)
+    first = load_config(tmp_path)
+    second = load_config(tmp_path)
+    assert first["SECRET_KEY"] == second["SECRET_KEY"] and len(first["SECRET_KEY"]) >= 32
+    assert first["C4D_DATA_KEY"] == second["C4D_DATA_KEY"] and first["C4D_DATA_KEY"] != first["SECRET_KEY"]
+    assert (tmp_path / "data_key").stat().st_mode & 0o077 == 0
+
+
+def test_https_public_url_turns_on_secure_cookies_and_hsts(tmp_path, monkeypatch):
+    from whp_c4d.config import load_config
+
+    monkeypatch.setenv("C4D_PUBLIC_URL", "https://c4d.example.org")
+    cfg = load_config(tmp_path)
+    assert cfg["SESSION_COOKIE_SECURE"] is True and cfg["C4D_HTTPS"] is True
+
+
+def test_security_headers_on_every_response(client):
+    for path in ("/login", "/healthz", "/does-not-exist"):
+        h = client.get(path).headers
+        csp = h["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert h["X-Content-Type-Options"] == "nosniff"
+        assert h["Referrer-Policy"]
+
+
+def test_unknown_page_is_a_translated_404_not_a_500(client):
+    r = client.get("/nope", headers={"Accept-Language": "es"})
+    assert r.status_code == 404
+    assert b"<html lang=\"es\">" in r.data

@@ -1,0 +1,159 @@
+"""Every registered route for every role is allowed or refused exactly as the permission map says,
+and object-level scoping hides other organisations' and other countries' records (404)."""
+
+from __future__ import annotations
+
+import pytest
+
+from whp_c4d.audience.models import Segment
+from whp_c4d.auth.models import ApiToken
+from whp_c4d.core.permissions import ROLES, can
+from whp_c4d.extensions import db
+
+SKIP_METHODS = {"HEAD", "OPTIONS"}
+
+
+def _marker(view):
+    if getattr(view, "c4d_public", False):
+        return "public"
+    if getattr(view, "c4d_authenticated", False):
+        return "authenticated"
+    return getattr(view, "c4d_action", None)
+
+
+def test_every_endpoint_declares_who_may_use_it(app):
+    unmarked = [ep for ep, view in app.view_functions.items() if ep != "static" and _marker(view) is None]
+    assert unmarked == []
+
+
+@pytest.fixture
+def world(app, make_user, make_partner, make_contact, api_token):
+    partner_org = make_partner(name="Org A", country="GT")
+    users = {role: make_user(role, partner=partner_org if role == "partner" else None) for role in ROLES}
+    contact = make_contact(partner=partner_org)
+    segment = Segment(name="Guatemala", filters={"countries": ["GT"]})
+    db.session.add(segment)
+    db.session.commit()
+    api_token(users["admin"])
+    token_row = db.session.query(ApiToken).first()
+    ids = {"user_id": users["officer"].id, "partner_id": partner_org.id, "contact_id": contact.id,
+           "segment_id": segment.id, "token_id": token_row.id, "token": "not-a-real-setup-token"}
+    return users, ids
+
+
+def _routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in sorted(rule.methods - SKIP_METHODS):
+            yield rule, method
+
+
+def _url(rule, ids):
+    url = rule.rule
+    for arg in rule.arguments:
+        url = url.replace(f"<int:{arg}>", str(ids[arg])).replace(f"<{arg}>", str(ids[arg]))
+    return url
+
+
+def test_route_by_role_matrix_matches_the_permission_map(app, world, login, api_token):
+    users, ids = world
+    headers = {role: api_token(user) for role, user in users.items()}
+    checked = 0
+    for rule, method in _routes(app):
+        view = app.view_functions[rule.endpoint]
+        marker = _marker(view)
+        url = _url(rule, ids)
+        is_api = rule.endpoint.startswith("api.")
+        for role, user in users.items():
+            client = app.test_client()
+            if is_api:
+                r = client.open(url, method=method, headers=headers[role], json={} if method == "POST" else None)
+            else:
+                login(client, user)
+                r = client.open(url, method=method, data={})
+            allowed = marker in ("public", "authenticated") or can(role, marker)
+            where = f"{method} {rule.rule} as {role}"
+            assert r.status_code < 500, where
+            if allowed:
+                assert r.status_code != 403, where
+            else:
+                assert r.status_code == 403, where
+            checked += 1
+        # Anonymous: web pages send to the login page, the API answers 401.
+        r = app.test_client().open(url, method=method, data={})
+        if marker != "public":
+            assert r.status_code == (401 if is_api else 302), f"{method} {rule.rule} anonymous"
+    assert checked > 100
+
+
+def test_partner_reading_another_organisations_records_gets_404(app, make_user, make_partner, make_contact,
+                                                                 login, api_token):
+    mine, theirs = make_partner(name="Mine", country="GT"), make_partner(name="Theirs", country="HN")
+    partner = make_user("partner", partner=mine)
+    own = make_contact(partner=mine)
+    other = make_contact(partner=theirs, country="HN", phone="+50495512345")
+    client = app.test_client()
+    login(client, partner)
+    assert client.get(f"/contacts/{own.id}").status_code == 200
+    assert client.get(f"/contacts/{other.id}").status_code == 404
+    assert client.get(f"/partners/{mine.id}").status_code == 200
+    assert client.get(f"/partners/{theirs.id}").status_code == 404
+    listing = client.get("/contacts").get_data(as_text=True)
+    assert own.pseudonym in listing and other.pseudonym not in listing
+    headers = api_token(partner)
+    assert client.get(f"/api/v1/contacts/{other.id}", headers=headers).status_code == 404
+    ids = [c["id"] for c in client.get("/api/v1/contacts", headers=headers).get_json()["data"]]
+    assert ids == [own.id]
+
+
+def test_officer_limited_to_countries_sees_only_those(app, make_user, make_contact, login):
+    officer = make_user("officer", countries=["HN"])
+    gt = make_contact(country="GT")
+    hn = make_contact(country="HN", phone="+50495512345")
+    client = app.test_client()
+    login(client, officer)
+    assert client.get(f"/contacts/{gt.id}").status_code == 404
+    assert client.get(f"/contacts/{hn.id}").status_code == 200
+
+
+def test_refusals_are_written_to_the_audit_log(app, make_user, login):
+    from whp_c4d.auth.models import AuditEvent
+
+    evaluator = make_user("evaluator")
+    client = app.test_client()
+    login(client, evaluator)
+    assert client.get("/admin/users").status_code == 403
+    event = db.session.query(AuditEvent).filter_by(action="permission.refused").one()
+    assert event.actor_id == evaluator.id and event.details["endpoint"] == "auth.users"
+
+
+def test_post_without_csrf_token_is_refused(app, make_user, login):
+    admin = make_user("admin")
+    client = app.test_client()
+    login(client, admin)
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        r = client.post("/admin/partners/new", data={"name": "Sin token", "country": "GT", "active": "y"})
+        assert r.status_code == 400
+        assert b"form expired" in r.data or b"formulario" in r.data
+        from whp_c4d.auth.models import PartnerOrganisation
+
+        assert db.session.query(PartnerOrganisation).filter_by(name="Sin token").count() == 0
+        page = client.get("/admin/partners/new").get_data(as_text=True)
+        token = page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
+        r = client.post("/admin/partners/new", data={"name": "Con token", "country": "GT", "active": "y",
+                                                     "csrf_token": token})
+        assert r.status_code == 302
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_get_requests_never_change_state(app):
+    """State changes only through POST: no endpoint that accepts GET is a known mutating one."""
+    mutating = {"auth.logout", "audience.contact_reveal", "audience.contact_erase", "audience.privacy_purge",
+                "auth.api_token_revoke", "auth.user_sessions_revoke", "audience.contact_consent",
+                "audience.contact_number", "audience.contact_edit", "audience.segment_save", "core.set_language"}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in mutating:
+            assert "GET" not in rule.methods, rule.rule

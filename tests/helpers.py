@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from whp_c4d.extensions import db
+
 TEST_PASSWORD = "correct horse battery staple"
 
 
@@ -25,3 +27,13 @@ def good_row(i: int, **over) -> dict:
            "tags": "feria", "consent_source": "form", "consent_date": date(2026, 1, 15).isoformat()}
     row.update(over)
     return row
+
+
+def all_database_text() -> str:
+    """Every value of every row of every table, as text: what a dump of the database would show."""
+    parts = []
+    with db.engine.connect() as conn:
+        for table in db.metadata.sorted_tables:
+            for row in conn.exec_driver_sql(f'SELECT * FROM "{table.name}"'):  # raw: no type decoding
+                parts.append(" ".join(str(v) for v in row))
+    return "\n".join(parts)

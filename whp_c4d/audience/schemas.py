@@ -74,7 +74,7 @@ class ContactRowSchema(_ContactRules):
     def _strip(self, data, **kwargs):
         return {k: (v.strip() if isinstance(v, str) else v) for k, v in data.items() if v not in ("", None)}
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
         errors: dict = {}
         self._check_common(data, errors)
@@ -108,7 +108,7 @@ class ConsentSchema(BaseSchema):
     date = Date(load_default=None)
     notice_version = Str(load_default=None)
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _source(self, data, **kwargs):
         if data.get("source") not in IMPORT_SOURCES:
             raise ValidationError({"source": [_("Use one of %(allowed)s.", allowed=", ".join(IMPORT_SOURCES))]})
@@ -123,7 +123,7 @@ class ContactCreateSchema(_ContactRules):
     timezone = Str(load_default=None)
     consent = fields.Nested(ConsentSchema, required=True, error_messages=msgs())
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
         errors: dict = {}
         self._check_common(data, errors)

@@ -245,7 +245,10 @@ def contact_import():
     status = 200
     if form.validate_on_submit():
         upload = request.files["file"]
-        data = upload.read(current_app.config["C4D_IMPORT_MAX_BYTES"] + 1)
+        try:
+            data = upload.read(current_app.config["C4D_IMPORT_MAX_BYTES"] + 1)
+        finally:
+            upload.close()
         report = import_contacts(data, g.user, all_or_nothing=form.mode.data == "all_or_nothing")
         if report.committed:
             db.session.commit()

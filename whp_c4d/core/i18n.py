@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from babel import Locale
-from flask import request, session
+import os
+
+from flask import has_request_context, request, session
 from flask_babel import get_locale
 from flask_login import current_user
 
@@ -11,6 +13,9 @@ from ..config import UI_LOCALES
 
 
 def select_locale() -> str:
+    if not has_request_context():  # CLI and jobs: the operator's choice, else the default
+        lang = os.environ.get("C4D_CLI_LANGUAGE", "en")
+        return lang if lang in UI_LOCALES else "en"
     user = current_user
     if getattr(user, "is_authenticated", False) and user.ui_language in UI_LOCALES:
         return user.ui_language

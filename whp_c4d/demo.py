@@ -54,7 +54,7 @@ def seed_demo(echo: Callable[[str], None] = print, contacts: int = 60) -> bool:
         password = secrets.token_urlsafe(12)
         auth.create_user(f"{role}@{DEMO_DOMAIN}", name, role, password=password,
                          partner_id=org.id if role == "partner" else None)
-        lines.append(f"  {role:<10} {role}@{DEMO_DOMAIN:<24} {password}")
+        lines.append(f"  {role:<10} {role + '@' + DEMO_DOMAIN:<28} {password}")
     rng = random.Random(2026)
     plan = [("GT", "es"), ("HN", "es"), ("SV", "es"), ("MX", "es"), ("HT", "ht"), ("HT", "fr"), ("DO", "es"),
             ("CR", "es"), ("PA", "es"), ("SR", "nl"), ("BZ", "en")]

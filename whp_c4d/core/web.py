@@ -29,7 +29,9 @@ from .permissions import can, public
 
 bp = Blueprint("core", __name__)
 
-_PHONE_LIKE = re.compile(r"\+?\d[\d ()./-]{6,}\d")
+# "+" and 7+ digits (E.164, spaced or not), or a bare run of 8-15 digits that is not part of an IP
+# address, a date or a time.
+_PHONE_LIKE = re.compile(r"\+\d[\d ()-]{6,}\d|(?<![\d.:/-])\d{8,15}(?![\d.:/-])")
 
 
 class _RedactNumbers(logging.Filter):

@@ -167,3 +167,16 @@ def test_no_phone_number_reaches_the_logs(app, make_user, make_contact, login, c
     client.post(f"/contacts/{contact.id}/reveal")
     app.logger.warning("debugging contact %s", NUMBER)  # a careless log line is redacted, not leaked
     assert "55510777" not in caplog.text
+
+
+def test_long_contact_lists_are_paged_and_keep_their_filters(app, make_user, make_contact, login):
+    for _ in range(55):
+        make_contact(country="GT")
+    client = app.test_client()
+    login(client, make_user("evaluator"))
+    first = client.get("/contacts?countries=GT")
+    assert first.status_code == 200
+    page = first.get_data(as_text=True)
+    assert "countries=GT&amp;page=2" in page
+    second = client.get("/contacts?countries=GT&page=2").get_data(as_text=True)
+    assert second.count('class="pseudonym"') == 5

@@ -139,6 +139,7 @@ def register_request_hooks(app: Flask) -> None:
     from .permissions import ROLE_LABELS
 
     app.before_request(enforce_permissions)
+    app.jinja_env.globals["page_url"] = _page_url  # a global, so imported macros (the pager) see it
     app.jinja_env.filters["datetime"] = lambda value: format_datetime(value, "short") if value else ""
     app.after_request(security_headers)
 
@@ -151,7 +152,6 @@ def register_request_hooks(app: Flask) -> None:
             "country_name": country_name,
             "ui_locales": UI_LOCALES,
             "get_locale": get_locale,
-            "page_url": _page_url,
             "role_label": lambda role: ROLE_LABELS.get(role, role),
         }
 

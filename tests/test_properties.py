@@ -17,7 +17,8 @@ def test_parse_either_returns_valid_e164_or_raises_invalid_number(raw, region):
     try:
         parsed = phones.parse(raw, region)
     except phones.InvalidNumber as exc:
-        assert raw not in str(exc) or not raw.strip()  # the number never goes into the message
+        # The message is one of a few fixed codes: what was typed never goes into it (or a traceback).
+        assert str(exc) in {"too long", "unparseable", "invalid", "no region"}
         return
     assert parsed.e164.startswith("+") and parsed.e164[1:].isdigit()
     assert phones.parse(parsed.e164).e164 == parsed.e164  # idempotent

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from babel import Locale
 import os
 
+from babel import Locale
 from flask import has_request_context, request, session
 from flask_babel import get_locale
 from flask_login import current_user
@@ -25,9 +25,15 @@ def select_locale() -> str:
     return request.accept_languages.best_match(UI_LOCALES) or "es"
 
 
+def _names_locale() -> Locale:
+    """CLDR has no Haitian Creole names for languages and countries; French ones read best there."""
+    locale = get_locale()
+    return Locale("fr") if locale is None or locale.language == "ht" else locale
+
+
 def language_name(code: str) -> str:
     try:
-        name = Locale.parse(code).get_display_name(get_locale()) or code
+        name = Locale.parse(code).get_display_name(_names_locale()) or code
     except (ValueError, TypeError):
         try:
             name = Locale.parse(code).get_display_name("en") or code
@@ -37,7 +43,7 @@ def language_name(code: str) -> str:
 
 
 def country_name(code: str) -> str:
-    return get_locale().territories.get((code or "").upper(), code)
+    return _names_locale().territories.get((code or "").upper(), code)
 
 
 def all_countries() -> list[tuple[str, str]]:
@@ -46,7 +52,7 @@ def all_countries() -> list[tuple[str, str]]:
 
     from .phones import PROGRAMME_COUNTRIES
 
-    names = get_locale().territories
+    names = _names_locale().territories
     first = sorted(PROGRAMME_COUNTRIES, key=lambda c: names.get(c, c))
     rest = sorted((c for c in phonenumbers.SUPPORTED_REGIONS if c not in PROGRAMME_COUNTRIES and c in names),
                   key=lambda c: names.get(c, c))

@@ -94,21 +94,15 @@ def test_a_50_mb_upload_is_refused_with_a_clear_message(app, make_user, login):
     assert "too large" in r.get_data(as_text=True) and "split the file" in r.get_data(as_text=True)
 
 
-def test_a_file_over_the_import_cap_is_refused_by_the_importer_too(app, make_user):
-    app.config["C4D_IMPORT_MAX_BYTES"], saved = 1024, app.config["C4D_IMPORT_MAX_BYTES"]
-    try:
-        report = import_contacts(csv_bytes([good_row(i) for i in range(40)]), make_user("officer"))
-    finally:
-        app.config["C4D_IMPORT_MAX_BYTES"] = saved
+def test_a_file_over_the_import_cap_is_refused_by_the_importer_too(app, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "C4D_IMPORT_MAX_BYTES", 1024)
+    report = import_contacts(csv_bytes([good_row(i) for i in range(40)]), make_user("officer"))
     assert report.fatal and "limit" in report.fatal
 
 
-def test_too_many_rows_are_refused(app, make_user):
-    app.config["C4D_IMPORT_MAX_ROWS"], saved = 5, app.config["C4D_IMPORT_MAX_ROWS"]
-    try:
-        report = import_contacts(csv_bytes([good_row(i) for i in range(6)]), make_user("officer"))
-    finally:
-        app.config["C4D_IMPORT_MAX_ROWS"] = saved
+def test_too_many_rows_are_refused(app, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "C4D_IMPORT_MAX_ROWS", 5)
+    report = import_contacts(csv_bytes([good_row(i) for i in range(6)]), make_user("officer"))
     assert report.fatal and "5 rows" in report.fatal
     assert _count() == 0
 

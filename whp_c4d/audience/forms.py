@@ -82,10 +82,6 @@ class SegmentForm(FlaskForm):
                                      validators=[Optional(), NumberRange(min=1, max=3650)])
 
 
-class RetentionForm(FlaskForm):
-    """Built per kind at request time (see views.privacy)."""
-
-
 class LanguageForm(FlaskForm):
     code = StringField(_l("ISO 639 code (e.g. pap, quc, mam, cab)"), validators=[DataRequired(), Length(min=2, max=3)])
     enabled = BooleanField(_l("Enabled"), default=True)

@@ -21,12 +21,12 @@ from .models import Contact
 from .schemas import CSV_OPTIONAL, CSV_REQUIRED, ContactRowSchema
 from .services import (
     ConsentInput,
-    _tags,
     create_contact,
     enabled_languages,
     find_by_number,
     is_suppressed,
     record_consent,
+    resolve_tags,
 )
 
 
@@ -158,6 +158,6 @@ def _apply_row(clean: dict, actor: User | None, partner_id: int | None, report: 
         opted_out_later = state and state.opted_out_at and state.opted_out_at > consent_at
         if not opted_out_later and not (state and state.campaigns and state.polls):
             record_consent(existing, channel, granted=True, source=consent.source, actor=actor, at=consent_at)
-    existing.tags = _tags([t.name for t in existing.tags] + clean["tags"])
+    existing.tags = resolve_tags([t.name for t in existing.tags] + clean["tags"])
     existing.language = clean["language"]
     report.merged += 1

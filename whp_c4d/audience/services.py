@@ -129,7 +129,7 @@ def parse_number(raw: str, country: str | None) -> phones.ParsedNumber:
         raise ServiceError("invalid_phone", value=raw, country=country or "?") from None
 
 
-def _tags(names: Iterable[str]) -> list[Tag]:
+def resolve_tags(names: Iterable[str]) -> list[Tag]:
     wanted = sorted({n.strip().lower()[:60] for n in names if n and n.strip()})
     if not wanted:
         return []
@@ -167,7 +167,7 @@ def create_contact(*, phone: str, country: str | None, language: str, channels: 
         pseudonym=new_pseudonym(), status=status, language=language,
         country=country or parsed.country,
         timezone=timezone or phones.timezone_for(parsed.e164, country or parsed.country),
-        registered_by_partner_id=partner_id, tags=_tags(tags),
+        registered_by_partner_id=partner_id, tags=resolve_tags(tags),
     )
     contact.numbers.append(PhoneNumber(e164=parsed.e164, blind_index=keys().blind_index(parsed.e164),
                                        country=parsed.country))
@@ -200,7 +200,7 @@ def update_contact(contact: Contact, *, language: str, country: str, timezone: s
     if not phones.is_timezone(timezone):
         raise ServiceError("unknown_timezone", value=timezone)
     contact.timezone = timezone
-    contact.tags = _tags(tags)
+    contact.tags = resolve_tags(tags)
     audit("contact.updated", actor, target_type="contact", target_id=contact.id)
     db.session.flush()
     return contact

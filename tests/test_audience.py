@@ -180,3 +180,10 @@ def test_long_contact_lists_are_paged_and_keep_their_filters(app, make_user, mak
     assert "countries=GT&amp;page=2" in page
     second = client.get("/contacts?countries=GT&page=2").get_data(as_text=True)
     assert second.count('class="pseudonym"') == 5
+
+
+def test_registration_form_proposes_the_users_language_not_the_first_in_the_list(app, make_user, login):
+    client = app.test_client()
+    login(client, make_user("partner"))
+    page = client.get("/contacts/new", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert '<option selected value="es">' in page

@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from ..auth.forms import EmptyForm
@@ -95,6 +96,9 @@ def _contact_form() -> ContactForm:
     form.language.choices = _language_choices()
     if request.method == "GET":
         form.consent_date.data = date.today()
+        # The person usually speaks the language the registering user works in; Spanish otherwise.
+        ui = str(get_locale())
+        form.language.data = ui if ui in dict(form.language.choices) else "es"
         if g.user.partner is not None:
             form.country.data = g.user.partner.country
             form.consent_source.data = "partner_registration"

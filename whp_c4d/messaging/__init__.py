@@ -1,0 +1,1 @@
+"""Messaging: segment calculator, senders, outbox, channels."""

@@ -8,6 +8,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+# The simulator's account: fixed and obviously fake, so it can never be mistaken for a real one.
+SIMULATOR_ACCOUNT_SID = "AC" + "0" * 32
+
 
 def _secret_from_file(instance_path: Path, name: str, nbytes: int = 32) -> str:
     """Return the secret stored in instance/<name>, creating it on first run.
@@ -56,6 +59,13 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["TWILIO_MESSAGING_SERVICE_SID"] = env.get("TWILIO_MESSAGING_SERVICE_SID")
     cfg["TWILIO_SMS_FROM"] = env.get("TWILIO_SMS_FROM")
     cfg["TWILIO_WHATSAPP_FROM"] = env.get("TWILIO_WHATSAPP_FROM")
+    cfg["TWILIO_TIMEOUT_SECONDS"] = float(env.get("TWILIO_TIMEOUT_SECONDS", "15"))
+    # The Twilio-compatible simulator (/simulator): on by default when no Twilio account is configured,
+    # and then the channel talks to it with these simulator-only credentials (see messaging/channels).
+    cfg["C4D_SIMULATOR"] = _bool(env.get("C4D_SIMULATOR"), default=not cfg["TWILIO_ACCOUNT_SID"])
+    cfg["C4D_SIMULATOR_ACCOUNT_SID"] = SIMULATOR_ACCOUNT_SID
+    cfg["C4D_SIMULATOR_AUTH_TOKEN"] = (env.get("C4D_SIMULATOR_AUTH_TOKEN")
+                                       or _secret_from_file(instance_path, "simulator_token", 24))
 
     https = urlsplit(cfg["C4D_PUBLIC_URL"]).scheme == "https"
     cfg["C4D_HTTPS"] = https

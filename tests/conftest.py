@@ -72,7 +72,25 @@ def _empty_tables() -> None:
             db.session.execute(t.delete())
     db.session.execute(sa.text("INSERT INTO content_language (code, enabled) VALUES "
                                + ", ".join(f"('{c}', true)" for c in DEFAULT_LANGUAGES)))
+    _reseed_campaign_defaults()
     db.session.commit()
+
+
+def _reseed_campaign_defaults() -> None:
+    """Put back the rows migration 0002 ships (objectives, content variables), from the migration itself."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0002_campaigns.py"
+    spec = importlib.util.spec_from_file_location("_migration_0002", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from whp_c4d.campaigns.models import CampaignObjective, ContentVariable
+
+    for i, (code, labels) in enumerate(module.OBJECTIVES):
+        db.session.add(CampaignObjective(code=code, labels=labels, position=i * 10, active=True))
+    for name, description in module.VARIABLES:
+        db.session.add(ContentVariable(name=name, description=description))
 
 
 @pytest.fixture

@@ -7,8 +7,10 @@ import pytest
 
 from whp_c4d.audience.models import Segment
 from whp_c4d.auth.models import ApiToken
+from whp_c4d.campaigns.services import campaign_schema, create_campaign
 from whp_c4d.core.permissions import ROLES, can
 from whp_c4d.extensions import db
+from whp_c4d.messaging.services import save_sender
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}
 
@@ -38,6 +40,16 @@ def world(app, make_user, make_partner, make_contact, api_token):
     token_row = db.session.query(ApiToken).first()
     ids = {"user_id": users["officer"].id, "partner_id": partner_org.id, "contact_id": contact.id,
            "segment_id": segment.id, "token_id": token_row.id, "token": "not-a-real-setup-token"}
+    ids["sender_id"] = save_sender(None, name="SMS Guatemala", channel="sms", from_address="+50255500100").id
+    campaign = create_campaign(campaign_schema().load({
+        "key": "matrix", "name": "Matrix", "objective": "regular_pathways", "countries": ["GT"],
+        "languages": ["es"], "channels": ["sms"],
+        "steps": [{"key": "one", "timing": {"type": "drip", "day": 0, "time": "10:00"},
+                   "content": {"es": {"sms": "Hola"}}}]}), users["officer"])
+    ids.update(campaign_id=campaign.id, step_id=campaign.steps[0].id, name="hotline")
+    db.session.commit()
+    # The simulator's Twilio-style routes (public for the app; they answer 401 without Basic auth).
+    ids.update(account_sid=app.config["C4D_SIMULATOR_ACCOUNT_SID"], message_sid="SM" + "0" * 32)
     return users, ids
 
 

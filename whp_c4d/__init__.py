@@ -58,8 +58,11 @@ def register_blueprints(app: Flask) -> None:
     from .api.views import bp as api_bp
     from .audience.views import bp as audience_bp
     from .auth.views import bp as auth_bp
+    from .campaigns import settings_views  # noqa: F401  (adds the admin pages to the campaigns blueprint)
+    from .campaigns.views import bp as campaigns_bp
     from .core.web import bp as core_bp
     from .extensions import csrf
+    from .messaging.views import bp as messaging_bp
     from .reports.views import bp as reports_bp
 
     app.register_blueprint(core_bp)
@@ -68,6 +71,13 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # bearer tokens, never cookies: no ambient authority to forge
+    app.register_blueprint(messaging_bp)
+    app.register_blueprint(campaigns_bp)
+    if app.config.get("C4D_SIMULATOR"):
+        from .simulator.views import bp as simulator_bp
+
+        app.register_blueprint(simulator_bp, url_prefix="/simulator")
+        csrf.exempt(simulator_bp)  # HTTP Basic auth like Twilio's API, never cookies
 
 
 def register_commands(app: Flask) -> None:

@@ -38,6 +38,8 @@ def register(app) -> None:
     app.cli.add_command(contacts_group)
     app.cli.add_command(privacy_group)
     app.cli.add_command(demo.demo_command)
+    from .campaigns.cli import campaigns_group
+    app.cli.add_command(campaigns_group)
     from .translate_cli import translate_group
     app.cli.add_command(translate_group)
 

@@ -3,4 +3,7 @@
 from .audience import erasure as _erasure  # noqa: F401  (registers its retention kind)
 from .audience.models import *  # noqa: F401,F403
 from .auth.models import *  # noqa: F401,F403
+from .campaigns.models import *  # noqa: F401,F403
 from .core.retention import RetentionPolicy  # noqa: F401
+from .messaging.models import Sender  # noqa: F401
+from .simulator.models import SimulatorMessage  # noqa: F401  (also connects its erasure receiver)

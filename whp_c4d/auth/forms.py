@@ -28,6 +28,8 @@ class SetupForm(FlaskForm):
 
 class AccountForm(FlaskForm):
     ui_language = SelectField(_l("Language of the interface"), choices=LANGUAGE_CHOICES, validators=[Optional()])
+    test_phone = StringField(_l("My phone for test messages"), validators=[Optional(), Length(max=40)],
+                             description=_l("International format, e.g. +502 5555 0123. Only you and test sends use it."))
 
 
 class PasswordForm(FlaskForm):

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..core.crypto import EncryptedText
 from ..core.models import UTCDateTime, utcnow
 from ..extensions import db
 
@@ -38,6 +39,8 @@ class User(db.Model):
     partner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("partner_organisation.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The officer's own phone, for test sends of campaign steps (encrypted like every number).
+    test_phone: Mapped[str | None] = mapped_column(EncryptedText)
 
     partner: Mapped[PartnerOrganisation | None] = relationship(back_populates="users")
     country_limits: Mapped[list[UserCountry]] = relationship(

@@ -9,6 +9,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from ..core import phones
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries
 from ..core.permissions import authenticated, public, requires
@@ -99,10 +100,20 @@ def setup(token: str):
 @requires("account.edit")
 def account():
     user: User = g.user
-    form = AccountForm(prefix="acc", ui_language=user.ui_language or "")
+    form = AccountForm(prefix="acc", ui_language=user.ui_language or "",
+                       test_phone=phones.mask(user.test_phone) if user.test_phone else "")
     pw = PasswordForm(prefix="pw")
     if request.method == "POST" and "acc-ui_language" in request.form and form.validate():
         user.ui_language = form.ui_language.data or None
+        raw = (form.test_phone.data or "").strip()
+        if not raw:
+            user.test_phone = None
+        elif "•" not in raw:  # the masked value shown back means "unchanged"
+            try:
+                user.test_phone = phones.parse(raw).e164
+            except phones.InvalidNumber:
+                form.test_phone.errors = [_("Not a valid phone number: use the international format, e.g. +502 5555 0123.")]
+                return render_template("auth/account.html", form=form, pw=pw), 400
         db.session.commit()
         flash(_("Saved."), "success")
         return redirect(url_for("auth.account"))

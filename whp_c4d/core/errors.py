@@ -25,7 +25,35 @@ MESSAGES = {
     "no_channel": _l("Choose at least one channel."),
     "segment_name_taken": _l("A segment with this name already exists."),
     "invalid_language_code": _l("“%(value)s” is not an ISO 639 language code."),
+    "campaign_key_taken": _l("Another campaign already uses the key “%(key)s”."),
+    "campaign_not_editable": _l("A campaign that is %(status)s cannot be edited: pause it first, or duplicate it."),
+    "step_key_taken": _l("Another step of this campaign already has the key “%(key)s”."),
+    "unknown_transition": _l("Unknown action “%(action)s”."),
+    "transition_not_allowed": _l("This action is not possible while the campaign is %(status)s."),
+    "approve_own_edit": _l("You made the last change to this campaign: another officer or an administrator "
+                           "must approve it (four eyes)."),
+    "approve_role": _l("Only communication officers and administrators approve campaigns."),
+    "resume_needs_approval": _l("The campaign changed while paused: it must be approved again before it resumes."),
+    "campaign_has_problems": _l("The campaign has %(count)s problem(s) to fix first (listed on the campaign page)."),
+    "no_test_phone": _l("Add your own phone number in “My account” to receive test messages."),
+    "test_send_failed": _l("The test message could not be sent (%(reason)s)."),
+    "invalid_code": _l("“%(value)s” is not a valid code: use lower-case letters, digits and _ (2 to 40)."),
+    "label_required": _l("Give at least one label."),
+    "value_too_long": _l("At most %(max)s characters."),
+    "invalid_price": _l("“%(value)s” is not a valid price: use a number such as 0.0075."),
+    "invalid_currency": _l("“%(value)s” is not a currency code such as USD."),
+    "invalid_domain": _l("“%(value)s” is not a domain name such as gob.gt."),
     "retention_too_short": _l("The period for “%(kind)s” must be at least %(min)s days."),
+    "sender_name_required": _l("Give the sender a name."),
+    "sender_name_taken": _l("A sender with this name already exists."),
+    "sender_needs_one_address": _l("Give either a “From” number or a Messaging Service SID, not both."),
+    "invalid_sender_number": _l("“%(value)s” is not a valid sender number: write it with + and the country "
+                                "code, and “whatsapp:” in front for WhatsApp."),
+    "sender_channel_mismatch": _l("A “whatsapp:” number can only be used by a WhatsApp sender."),
+    "invalid_messaging_service_sid": _l("“%(value)s” is not a Messaging Service SID (MG followed by 32 "
+                                        "hexadecimal characters)."),
+    "invalid_sender_cap": _l("The rate must be a whole number of messages per second from %(min)s to %(max)s."),
+    "default_sender_inactive": _l("An inactive sender cannot be the default for its channel."),
 }
 
 

@@ -31,7 +31,9 @@ def _names_locale() -> Locale:
     return Locale("fr") if locale is None or locale.language == "ht" else locale
 
 
-def language_name(code: str) -> str:
+def language_name(code: str, *, in_sentence: bool = False) -> str:
+    """The language's name in the UI language; capitalised for lists and headings, as Babel writes
+    it (lower-case in Spanish and French) when ``in_sentence``."""
     try:
         name = Locale.parse(code).get_display_name(_names_locale()) or code
     except (ValueError, TypeError):
@@ -39,7 +41,7 @@ def language_name(code: str) -> str:
             name = Locale.parse(code).get_display_name("en") or code
         except (ValueError, TypeError):
             return code
-    return name[:1].upper() + name[1:]
+    return name if in_sentence else name[:1].upper() + name[1:]
 
 
 def country_name(code: str) -> str:

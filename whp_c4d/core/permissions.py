@@ -34,8 +34,13 @@ ACTIONS: dict[str, str] = {
     "users.manage": "Manage users and roles",
     "audit.view": "Read the audit log",
     "privacy.manage": "Edit retention periods and run the purge",
-    "settings.manage": "Enable content languages",
+    "settings.manage": "Enable content languages; edit objectives, content variables, prices and official domains",
+    "campaigns.view": "See campaigns, their content, checks and cost estimates",
+    "campaigns.edit": "Create and edit campaigns, submit them for review, preview and send tests",
+    "campaigns.approve": "Approve campaigns another person edited last (four eyes)",
+    "campaigns.launch": "Launch, pause, resume, complete and archive campaigns",
     "api_tokens.manage": "Create and revoke API tokens",
+    "senders.manage": "Manage senders (numbers, Messaging Services, countries, rates)",
 }
 
 _ALL = frozenset(ACTIONS)
@@ -49,9 +54,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "contacts.import", "contacts.erase",
             "segments.view", "segments.manage",
             "partners.view",
+            "campaigns.view", "campaigns.edit", "campaigns.approve", "campaigns.launch",
         }
     ),
-    "evaluator": frozenset({"dashboard.view", "account.edit", "contacts.view", "segments.view"}),
+    "evaluator": frozenset({"dashboard.view", "account.edit", "contacts.view", "segments.view",
+                            "campaigns.view"}),
     "partner": frozenset({"dashboard.view", "account.edit", "contacts.view", "contacts.create", "partners.view"}),
 }
 

@@ -45,3 +45,29 @@ def flatten_errors(errors: dict | list | str, prefix: str = "") -> list[tuple[st
     else:
         out.append((prefix or "_schema", str(errors)))
     return out
+
+
+def _translate_marshmallow_defaults() -> None:
+    """Marshmallow's own messages are English; every message a person reads must be translatable."""
+    from marshmallow import Schema as _Schema
+
+    _Schema._default_error_messages = {
+        **_Schema._default_error_messages,
+        "unknown": _l("Unknown field: check its spelling."),
+        "type": _l("Invalid input type."),
+    }
+    for cls, extra in (
+        (fields.Field, {"required": _l("This field is required."), "null": _l("This field may not be empty."),
+                        "validator_failed": _l("Not a valid value.")}),
+        (fields.List, {"invalid": _l("Expected a list.")}),
+        (fields.Dict, {"invalid": _l("Expected a mapping (name: value).")}),
+        (fields.Nested, {"type": _l("Expected a mapping of fields.")}),
+        (fields.Integer, {"invalid": _l("Expected a whole number."), "too_large": _l("The number is too large.")}),
+        (fields.Boolean, {"invalid": _l("Use true or false.")}),
+        (fields.String, {"invalid": _l("Not valid text.")}),
+        (fields.Date, {"invalid": _l("Not a valid date: use YYYY-MM-DD.")}),
+    ):
+        cls.default_error_messages = {**cls.default_error_messages, **extra}
+
+
+_translate_marshmallow_defaults()

@@ -1,0 +1,1 @@
+"""Campaign authoring: campaigns, steps, multilingual content, checks, approval, content files."""

@@ -1,0 +1,119 @@
+"""`c4d campaigns …`: content files and the approval workflow, by the same rules as the web UI."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask.cli import with_appcontext
+
+from ..auth.models import User
+from ..auth.services import normalise_email
+from ..core.errors import ServiceError
+from ..extensions import db
+
+
+@click.group("campaigns")
+def campaigns_group():
+    """Campaign content files and workflow."""
+
+
+def _user(email: str | None) -> User | None:
+    if email is None:
+        return None
+    user = db.session.scalar(sa.select(User).where(User.email == normalise_email(email)))
+    if user is None or not user.active:
+        raise click.ClickException(f"no active user {email}")
+    return user
+
+
+def _campaign(ident: str):
+    from .models import Campaign
+
+    campaign = (db.session.get(Campaign, int(ident)) if ident.isdigit()
+                else db.session.scalar(sa.select(Campaign).where(Campaign.key == ident)))
+    if campaign is None:
+        raise click.ClickException(f"no campaign {ident}")
+    return campaign
+
+
+@campaigns_group.command("load")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--user", "email", default=None, help="Record the changes as this user (default: the system).")
+@with_appcontext
+def load_command(path: Path, email: str | None):
+    """Load campaign YAML files (a file or a folder). Idempotent: unchanged files change nothing.
+    If any file has errors, nothing is saved and every error is listed."""
+    from .files import load_path
+
+    results = load_path(path, _user(email))
+    failed = [r for r in results if r.problems]
+    for r in results:
+        if r.problems:
+            for p in r.problems:
+                click.echo(str(p), err=True)
+        else:
+            click.echo(f"{r.file}: {r.key} {r.outcome} (campaign {r.campaign_id})")
+    if failed:
+        db.session.rollback()
+        click.echo(f"{len(failed)} file(s) with errors: nothing saved", err=True)
+        sys.exit(1)
+    db.session.commit()
+
+
+@campaigns_group.command("export")
+@click.argument("ident")
+@with_appcontext
+def export_command(ident: str):
+    """Print a campaign (id or key) as YAML, in the shape `load` reads."""
+    from .files import dump_yaml
+
+    click.echo(dump_yaml(_campaign(ident)), nl=False)
+
+
+def _transition(ident: str, action: str, email: str) -> None:
+    from ..core.permissions import can
+    from . import services
+    from .checks import blocking_problems
+
+    campaign = _campaign(ident)
+    user = _user(email)
+    needed = "campaigns.approve" if action == "approve" else "campaigns.edit"
+    if not can(user.role, needed):
+        raise click.ClickException(f"the {user.role} role may not {action} campaigns")
+    try:
+        services.transition(campaign, action, user)
+    except ServiceError as exc:
+        db.session.rollback()
+        if exc.code == "approve_own_edit":
+            from ..auth.services import audit
+
+            audit("campaign.approval_refused", user, target_type="campaign", target_id=campaign.id,
+                  reason="own_edit")
+            db.session.commit()
+        if exc.code == "campaign_has_problems":
+            for p in blocking_problems(campaign):
+                click.echo(f"- {p.message}", err=True)
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"campaign {campaign.id} is now {campaign.status}")
+
+
+@campaigns_group.command("submit")
+@click.argument("ident")
+@click.option("--user", "email", required=True)
+@with_appcontext
+def submit_command(ident: str, email: str):
+    """Submit a draft for review (refused while blocking problems remain)."""
+    _transition(ident, "submit", email)
+
+
+@campaigns_group.command("approve")
+@click.argument("ident")
+@click.option("--user", "email", required=True)
+@with_appcontext
+def approve_command(ident: str, email: str):
+    """Approve a campaign in review: another officer or an administrator than its last editor."""
+    _transition(ident, "approve", email)

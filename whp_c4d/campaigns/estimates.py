@@ -1,0 +1,152 @@
+"""What a campaign will cost and how long it takes to send, from the same rules the engine uses."""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..messaging.models import DEFAULT_CAP_PER_SECOND, Sender
+from ..messaging.segments import segments as count_segments
+from .models import ANY_COUNTRY, Campaign, SegmentPrice, Step
+from .planning import content_for, purpose_of, reachable_query, render, variable_values
+
+# A recurring step without an end date is estimated over this many occurrences (and says so).
+OPEN_ENDED_OCCURRENCES = 1
+
+
+@dataclass
+class CostLine:
+    country: str
+    language: str
+    channel: str
+    recipients: int = 0
+    messages: int = 0
+    segments: int = 0
+    cost: Decimal | None = Decimal(0)
+    currency: str = "USD"
+
+
+@dataclass
+class StepEstimate:
+    step: Step
+    occurrences: int
+    open_ended: bool
+    messages: int = 0
+    units: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # channel -> segments/messages
+    seconds: float = 0.0  # one occurrence at the senders' caps
+
+
+@dataclass
+class Estimate:
+    lines: list[CostLine]
+    steps: list[StepEstimate]
+    recipients: int
+    unreachable: int
+    totals: dict[str, Decimal]  # currency -> amount
+    missing_prices: list[tuple[str, str]]  # (country, channel)
+    caps: dict[str, int]
+    caps_assumed: list[str]
+
+    @property
+    def total_segments(self) -> int:
+        return sum(line.segments for line in self.lines if line.channel == "sms")
+
+    @property
+    def total_messages(self) -> int:
+        return sum(line.messages for line in self.lines)
+
+    @property
+    def longest_send_seconds(self) -> float:
+        return max((s.seconds for s in self.steps), default=0.0)
+
+
+def occurrences(step: Step, campaign: Campaign, today: date | None = None) -> tuple[int, bool]:
+    """How many times a step fires between the campaign's dates; (n, open_ended)."""
+    if step.timing_type != "recurring":
+        return 1, False
+    start = max(campaign.start_date or today or date.today(), today or date.today())
+    if campaign.end_date is None:
+        return OPEN_ENDED_OCCURRENCES, True
+    n, day = 0, start
+    while day <= campaign.end_date and n < 1000:
+        if step.every == "weekly" and day.weekday() == step.weekday:
+            n += 1
+        elif step.every == "monthly":
+            last = calendar.monthrange(day.year, day.month)[1]
+            if day.day == min(step.month_day or 1, last):
+                n += 1
+        day += timedelta(days=1)
+    return n, False
+
+
+def prices() -> dict[tuple[str, str], SegmentPrice]:
+    return {(p.country, p.channel): p for p in db.session.scalars(sa.select(SegmentPrice))}
+
+
+def sender_caps() -> tuple[dict[str, int], list[str]]:
+    """Messages (SMS: segments) per second each channel can send, summed over active senders."""
+    caps: dict[str, int] = defaultdict(int)
+    for s in db.session.scalars(sa.select(Sender).where(Sender.active.is_(True))):
+        caps[s.channel] += s.cap_per_second
+    assumed = [ch for ch in ("sms", "whatsapp") if not caps.get(ch)]
+    for ch in assumed:
+        caps[ch] = DEFAULT_CAP_PER_SECOND[ch]
+    return dict(caps), assumed
+
+
+def estimate(campaign: Campaign, today: date | None = None) -> Estimate:
+    price_table = prices()
+    caps, assumed = sender_caps()
+    groups = {}
+    for purpose in {purpose_of(s) for s in campaign.steps} or {"campaigns"}:
+        groups[purpose] = db.session.execute(reachable_query(campaign, purpose)).all()
+    lines: dict[tuple[str, str, str], CostLine] = {}
+    values_cache: dict[str, dict[str, str]] = {}
+    recipients_seen: dict[tuple[str, str, str], int] = {}
+    missing: set[tuple[str, str]] = set()
+    step_estimates = []
+    for step in campaign.steps:
+        n, open_ended = occurrences(step, campaign, today)
+        se = StepEstimate(step, n, open_ended)
+        for country, language, _tz, wa, sms, count in groups[purpose_of(step)]:
+            channel = "whatsapp" if wa else "sms" if sms else None
+            found = content_for(step, language)
+            if channel is None or found is None:
+                continue
+            used_language, content = found
+            values = values_cache.get(country)
+            if values is None:
+                values = values_cache[country] = variable_values(country)
+            units = 1 if channel == "whatsapp" else count_segments(render(content.sms_text, values))
+            key = (country, used_language, channel)
+            line = lines.setdefault(key, CostLine(country, used_language, channel))
+            recipients_seen[key] = max(recipients_seen.get(key, 0), count)
+            line.messages += count * n
+            line.segments += count * n * units
+            se.messages += count
+            se.units[channel] += count * units
+        se.seconds = max((u / caps[ch] for ch, u in se.units.items()), default=0.0)
+        step_estimates.append(se)
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for key, line in lines.items():
+        line.recipients = recipients_seen[key]
+        price = price_table.get((line.country, line.channel)) or price_table.get((ANY_COUNTRY, line.channel))
+        if price is None:
+            line.cost = None
+            missing.add((line.country, line.channel))
+            continue
+        line.currency = price.currency
+        line.cost = (Decimal(line.segments) * price.price).quantize(Decimal("0.01"))
+        totals[price.currency] += line.cost
+    all_groups = groups.get("campaigns") or next(iter(groups.values()), [])
+    recipients = sum(row[5] for row in all_groups)
+    unreachable = sum(row[5] for row in all_groups if not row[3] and not row[4])
+    return Estimate(lines=sorted(lines.values(), key=lambda x: (x.country, x.language, x.channel)),
+                    steps=step_estimates, recipients=recipients, unreachable=unreachable, totals=dict(totals),
+                    missing_prices=sorted(missing), caps=caps, caps_assumed=assumed)

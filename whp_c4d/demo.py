@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -69,12 +70,49 @@ def seed_demo(echo: Callable[[str], None] = print, contacts: int = 60) -> bool:
                 tags=rng.sample(["demo", "feria-2026", "retorno", "transito", "taller"], k=2),
                 consent=audience.ConsentInput(source=rng.choice(["form", "keyword", "partner_registration"])),
                 partner_id=org.id if country == "GT" else None)
+    _seed_campaigns(echo)
     db.session.commit()
     echo("\nDemo users (passwords shown once; change them in “My account”):")
     for line in lines:
         echo(line)
     echo("")
     return True
+
+
+SHIPPED_CAMPAIGNS = Path(__file__).resolve().parent.parent / "campaigns"
+
+
+def _seed_campaigns(echo: Callable[[str], None]) -> None:
+    """Settings an administrator would fill in (clearly fake values), a segment, the shipped campaigns."""
+    from .audience.models import Segment
+    from .campaigns import settings
+    from .campaigns.files import load_path
+    from .campaigns.models import Campaign, ContentVariable
+
+    admin = db.session.scalar(sa.select(User).where(User.email == f"admin@{DEMO_DOMAIN}"))
+    officer = db.session.scalar(sa.select(User).where(User.email == f"officer@{DEMO_DOMAIN}"))
+    officer.test_phone = fictional_numbers("GT", 1, start=900)[0]
+    demo_values = {
+        "hotline": lambda c: f"555-0100 (demo {c})",
+        "official_info_url": lambda c: f"https://example.org/{c.lower()}",
+        "emergency_number": lambda c: "555-0199 (demo)",
+        "weather_alerts_url": lambda c: f"https://example.org/{c.lower()}/alerts",
+    }
+    for name, make in demo_values.items():
+        var = db.session.get(ContentVariable, name) or settings.save_variable(name, "", admin)
+        settings.set_variable_values(var, {c: make(c) for c in phones.PROGRAMME_COUNTRIES}, admin)
+    settings.add_domain("example.org", admin)
+    settings.save_price("*", "sms", "0.0450", "USD", admin)
+    settings.save_price("*", "whatsapp", "0.0050", "USD", admin)
+    everyone = Segment(name="Demo: everyone who consented", filters={"consent": "campaigns"})
+    db.session.add(everyone)
+    db.session.flush()
+    if SHIPPED_CAMPAIGNS.is_dir():
+        for result in load_path(SHIPPED_CAMPAIGNS, officer):
+            for problem in result.problems:
+                echo(f"warning: {problem}")
+        for campaign in db.session.scalars(sa.select(Campaign).where(Campaign.segment_id.is_(None))):
+            campaign.segment_id = everyone.id
 
 
 @click.command("demo")

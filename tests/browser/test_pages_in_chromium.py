@@ -36,6 +36,7 @@ USERS = {
     "officer": "browser-officer@example.org",
     "evaluator": "browser-evaluator@example.org",
 }
+REVIEWER = "browser-reviewer@example.org"  # a second officer, for four-eyes approval
 NAV_CONTACTS = {"es": "Contactos", "en": "Contacts"}
 ADMIN_PAGES = ("/contacts", "/segments", "/contacts/import", "/admin/users", "/admin/audit")
 
@@ -100,6 +101,8 @@ def server(tmp_path_factory):
     for role, email in USERS.items():
         _run(env, "users", "create", email, "--role", role, "--name", f"Browser {role}", "--password-stdin",
              stdin=PASSWORD + "\n")
+    _run(env, "users", "create", REVIEWER, "--role", "officer", "--name", "Browser reviewer", "--password-stdin",
+         stdin=PASSWORD + "\n")
 
     log = instance / "serve.log"
     with log.open("w") as out:
@@ -274,3 +277,70 @@ def test_pages_fit_a_360px_phone(server, browser, screenshot_dir):
             assert overflow <= 1, f"{path} is {overflow}px wider than a 360-px phone screen"
     finally:
         ctx.close()
+
+
+def _log_out(page) -> None:
+    with page.expect_navigation():
+        page.locator("header form[action$='/logout'] button").click()
+
+
+def test_officer_authors_a_two_language_campaign_and_a_colleague_approves_it(server, open_page, screenshot_dir):
+    page = open_page("es")
+    _log_in(page, server, USERS["officer"])
+    page.goto(server + "/campaigns/new")
+    form = page.locator("main form")
+    form.locator("input[name=name]").fill("Información útil para el viaje")
+    for lang in ("es", "en"):
+        form.locator(f"input[name=languages][value={lang}]").check()
+    form.locator("input[name=base_language][value=es]").check()
+    form.locator("input[name=countries][value=GT]").check()
+    form.locator("input[name=channels][value=sms]").check()
+    form.locator("select[name=audience]").select_option("Demo: everyone who consented")
+    with page.expect_navigation():
+        form.locator("button[type=submit]").last.click()
+    assert re.search(r"/campaigns/\d+$", page.url), page.locator("main").inner_text()
+    campaign_url = page.url
+
+    page.locator("a[href$='/steps/new']").first.click()
+    page.wait_for_load_state()
+    es = page.locator("textarea[name=es-sms]")
+    es.fill("Información útil: llame al {hotline}")
+    info = page.locator("#es-sms-info")
+    info.locator("[data-encoding]").filter(has_text="UCS-2").wait_for()  # the live counter, as one types
+    assert {m.strip() for m in info.locator("mark").all_inner_texts()} == {"ó", "ú"}
+    page.locator("textarea[name=en-sms]").fill("Useful information: call {hotline}")
+    page.wait_for_function("document.querySelector('#en-sms-info [data-characters]').textContent.startsWith('34')")
+    assert page.locator("#en-sms-info [data-encoding]").inner_text() == "GSM-7"
+    page.screenshot(path=str(screenshot_dir / "campaign-editor-es.png"), full_page=True)
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]:not([name=rewrite])").last.click()
+    assert page.url.startswith(campaign_url), page.locator("main").inner_text()
+
+    page.locator("a[href*='/preview']").first.click()
+    page.wait_for_load_state()
+    bubble = page.locator(".phone .bubble").inner_text()
+    assert bubble.startswith("Información útil: llame al ") and "{hotline}" not in bubble
+    page.screenshot(path=str(screenshot_dir / "campaign-preview-es.png"), full_page=True)
+
+    page.goto(campaign_url)
+    with page.expect_navigation():
+        page.locator("form.transition:has(input[value=submit]) button").click()
+    assert page.locator(".badge.status-in_review").count() == 1, page.locator("main").inner_text()
+    with page.expect_navigation():
+        page.locator("form.transition:has(input[value=approve]) button").click()
+    assert page.locator(".flash.error").count() == 1  # four eyes: not one's own edit
+    assert page.locator(".badge.status-in_review").count() == 1
+    assert page.script_errors == [], f"script or console errors: {page.script_errors}"
+    _log_out(page)
+
+    page.goto(server + "/login")
+    form = page.locator("form:has(input[name=password])")
+    form.locator("input[name=email]").fill(REVIEWER)
+    form.locator("input[name=password]").fill(PASSWORD)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    page.goto(campaign_url)
+    with page.expect_navigation():
+        page.locator("form.transition:has(input[value=approve]) button").click()
+    assert page.locator(".badge.status-approved").count() == 1, page.locator("main").inner_text()
+    page.screenshot(path=str(screenshot_dir / "campaign-approved-es.png"), full_page=True)

@@ -51,4 +51,46 @@ def build_spec() -> dict:
                     "schema": {"$ref": "#/components/schemas/ContactOut"}}}},
                     "404": {"description": "Not found or not visible to you"}, **errors}},
     })
+    _campaign_paths(spec, errors, ref)
     return spec.to_dict()
+
+
+def _campaign_paths(spec: APISpec, errors: dict, ref: dict) -> None:
+    from ..campaigns.schemas import CampaignSchema, SchemaContext, StepSchema
+
+    ctx = SchemaContext(languages=[], objectives=[], variables=[])
+    spec.components.schema("Step", schema=StepSchema(context=ctx))
+    spec.components.schema("Campaign", schema=CampaignSchema(context=ctx))
+    campaign = {"$ref": "#/components/schemas/Campaign"}
+    body = {"required": True, "content": {"application/json": {"schema": campaign}}}
+    one = {"200": {"description": "The campaign, its status and the problems found by the checks before approval "
+                                  "(steps follow the Step schema; see docs/campaign-files.md)",
+                   "content": {"application/json": {"schema": campaign}}}}
+    path_id = [{"name": "campaign_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+    invalid = {"400": {"description": "Invalid: fields maps each path (steps[2].content.ht.sms) to a message",
+                       "content": {"application/json": {"schema": ref}}}}
+    conflict = {"409": {"description": "Refused by the workflow", "content": {"application/json": {"schema": ref}}}}
+    spec.path(path="/api/v1/campaigns", operations={
+        "get": {"summary": "List campaigns", "security": [{"bearer": []}],
+                "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "Campaign summaries"}, **errors}},
+        "post": {"summary": "Create a draft campaign (same shape as content files)", "security": [{"bearer": []}],
+                 "requestBody": body, "responses": {"201": one["200"], **invalid, **conflict, **errors}},
+    })
+    spec.path(path="/api/v1/campaigns/{campaign_id}", operations={
+        "get": {"summary": "One campaign", "security": [{"bearer": []}], "parameters": path_id,
+                "responses": {**one, "404": {"description": "Not found"}, **errors}},
+        "put": {"summary": "Replace a campaign's content; an approved campaign returns to review",
+                "security": [{"bearer": []}], "parameters": path_id, "requestBody": body,
+                "responses": {**one, **invalid, **conflict, **errors}},
+    })
+    spec.path(path="/api/v1/campaigns/{campaign_id}/transitions", operations={
+        "post": {"summary": "Move a campaign through its workflow (four eyes for approve)",
+                 "security": [{"bearer": []}], "parameters": path_id,
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["action"], "properties": {
+                         "action": {"type": "string", "enum": ["submit", "request_changes", "approve", "activate",
+                                                               "pause", "resume", "complete", "archive"]},
+                         "comment": {"type": "string"}}}}}},
+                 "responses": {**one, "400": {"description": "Unknown action"}, **conflict, **errors}},
+    })

@@ -99,3 +99,118 @@ def openapi():
     return jsonify(build_spec())
 
 
+
+
+# --- campaigns ---------------------------------------------------------------------------------
+
+def _campaign_out(campaign) -> dict:
+    from ..campaigns import services as campaigns
+    from ..campaigns.checks import check_campaign
+
+    return {**campaigns.status_data(campaign), **campaigns.export_campaign(campaign),
+            "problems": [{"severity": p.severity, "code": p.code, "message": p.message,
+                          "language": p.language} for p in check_campaign(campaign)]}
+
+
+def _campaign_validation_error(exc: ValidationError):
+    from ..campaigns.schemas import error_paths
+
+    return _validation_error(error_paths(exc.messages))
+
+
+@bp.get("/campaigns")
+@requires("campaigns.view")
+def campaigns_list():
+    """Campaigns, most recently changed first (summary; GET one for its content)."""
+    import sqlalchemy as sa
+
+    from ..campaigns import services as campaigns
+    from ..campaigns.models import Campaign
+
+    q = sa.select(Campaign).order_by(Campaign.updated_at.desc())
+    if request.args.get("status"):
+        q = q.where(Campaign.status == request.args["status"])
+    return jsonify(data=[{**campaigns.status_data(c), "key": c.key, "name": c.name}
+                         for c in db.session.scalars(q.limit(500))])
+
+
+@bp.post("/campaigns")
+@requires("campaigns.edit")
+def campaigns_create():
+    from ..campaigns import services as campaigns
+
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return jsonify(error="bad_request", message=_("Send a JSON object.")), 400
+    try:
+        campaign = campaigns.create_campaign(campaigns.campaign_schema().load(payload), g.user)
+    except ValidationError as exc:
+        return _campaign_validation_error(exc)
+    except ServiceError as exc:
+        db.session.rollback()
+        return jsonify(error=exc.code, message=exc.message), 409
+    db.session.commit()
+    return jsonify(_campaign_out(campaign)), 201, {"Location": url_for("api.campaigns_get", campaign_id=campaign.id)}
+
+
+@bp.get("/campaigns/<int:campaign_id>")
+@requires("campaigns.view")
+def campaigns_get(campaign_id: int):
+    from ..campaigns import services as campaigns
+
+    return jsonify(_campaign_out(campaigns.get_campaign(campaign_id)))
+
+
+@bp.put("/campaigns/<int:campaign_id>")
+@requires("campaigns.edit")
+def campaigns_put(campaign_id: int):
+    """Replace the campaign's content (same shape as content files). An approved campaign goes back
+    to review; an active one must be paused first (409)."""
+    from ..campaigns import services as campaigns
+
+    campaign = campaigns.get_campaign(campaign_id)
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return jsonify(error="bad_request", message=_("Send a JSON object.")), 400
+    payload = {k: v for k, v in payload.items() if k not in ("id", "status", "version", "approved_version",
+                                                             "owner", "updated_at", "problems")}
+    try:
+        campaigns.replace_campaign(campaign, campaigns.campaign_schema().load(payload), g.user)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _campaign_validation_error(exc)
+    except ServiceError as exc:
+        db.session.rollback()
+        return jsonify(error=exc.code, message=exc.message), 409
+    db.session.commit()
+    return jsonify(_campaign_out(campaign))
+
+
+@bp.post("/campaigns/<int:campaign_id>/transitions")
+@requires("campaigns.edit")
+def campaigns_transition(campaign_id: int):
+    """Move the campaign: submit, request_changes, approve, activate, pause, resume, complete, archive."""
+    from ..campaigns import services as campaigns
+    from ..core.permissions import can
+
+    campaign = campaigns.get_campaign(campaign_id)
+    payload = request.get_json(silent=True) or {}
+    action = str(payload.get("action") or "")
+    needed = {"approve": "campaigns.approve", "request_changes": "campaigns.approve",
+              "submit": "campaigns.edit"}.get(action, "campaigns.launch")
+    if not can(g.user.role, needed):
+        return jsonify(error="forbidden", message=_("Your role does not allow this action.")), 403
+    try:
+        campaigns.transition(campaign, action, g.user, comment=str(payload.get("comment") or ""))
+    except ServiceError as exc:
+        db.session.rollback()
+        if exc.code == "approve_own_edit":
+            from ..auth.services import audit
+
+            audit("campaign.approval_refused", g.user, target_type="campaign", target_id=campaign.id,
+                  reason="own_edit")
+            db.session.commit()
+        status = 400 if exc.code == "unknown_transition" else 409
+        return jsonify(error=exc.code, message=exc.message), status
+    db.session.commit()
+    return jsonify(_campaign_out(campaign))

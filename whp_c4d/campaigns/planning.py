@@ -189,22 +189,26 @@ def _plan_one(step: Step, campaign: Campaign, contact: Contact, occurrence: date
     local = out_of_quiet_hours(step_local_time(step, day, contact.timezone), campaign.quiet_start,
                                campaign.quiet_end)
     channel = channels[0]
-    if channel == "whatsapp":
-        body = render(content.whatsapp_body, values)
-        sms_fallback = (render(content.sms_text, values)
-                        if campaign.sms_fallback and "sms" in channels and content.sms_text else None)
-        segs = 1
-    else:
-        body = render(content.sms_text, values)
-        sms_fallback = None
-        segs = count_segments(body)
+    fallback_ok = channel == "whatsapp" and campaign.sms_fallback and "sms" in channels
+    key = ("rendered", contact.country, language, channel, fallback_ok)
+    rendered = values_cache.get(key)
+    if rendered is None:  # the same text for everybody in a country, language and channel
+        rendered = values_cache[key] = _render_for(content, channel, values, fallback_ok)
+    body, segs, template_variables, media_url, sms_fallback = rendered
     return PlannedMessage(
         contact_id=contact.id, language=language, channel=channel, body=body, segments=segs,
         template_sid=content.template_sid if channel == "whatsapp" else None,
-        template_variables={k: render(v, values) for k, v in (content.template_variables or {}).items()}
-        if channel == "whatsapp" else {},
-        media_url=content.media_url if channel == "whatsapp" else None,
+        template_variables=dict(template_variables), media_url=media_url,
         sms_fallback_body=sms_fallback, local_send_at=local, earliest_utc=local.astimezone(UTC))
+
+
+def _render_for(content: StepContent, channel: str, values: dict[str, str], fallback_ok: bool) -> tuple:
+    if channel == "whatsapp":
+        sms_fallback = render(content.sms_text, values) if fallback_ok and content.sms_text else None
+        variables = {k: render(v, values) for k, v in (content.template_variables or {}).items()}
+        return render(content.whatsapp_body, values), 1, variables, content.media_url, sms_fallback
+    body = render(content.sms_text, values)
+    return body, count_segments(body), {}, None, None
 
 
 def reachable_query(campaign: Campaign, purpose: str = "campaigns") -> sa.Select:

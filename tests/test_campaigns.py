@@ -383,6 +383,7 @@ def test_api_creates_reads_replaces_and_moves_campaigns(app, ready, api_token):
                        headers=h_author).status_code == 200
     r = client.post(f"/api/v1/campaigns/{cid}/transitions", json={"action": "approve"}, headers=h_author)
     assert r.status_code == 409 and r.get_json()["error"] == "approve_own_edit"
+    assert "campaign.approval_refused" in db.session.scalars(sa.select(AuditEvent.action)).all()
     r = client.post(f"/api/v1/campaigns/{cid}/transitions", json={"action": "approve"}, headers=h_reviewer)
     assert r.status_code == 200 and r.get_json()["status"] == "approved"
     assert "/api/v1/campaigns/{campaign_id}/transitions" in client.get("/api/v1/openapi.json").get_json()["paths"]

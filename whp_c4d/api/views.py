@@ -196,20 +196,14 @@ def campaigns_transition(campaign_id: int):
     campaign = campaigns.get_campaign(campaign_id)
     payload = request.get_json(silent=True) or {}
     action = str(payload.get("action") or "")
-    needed = {"approve": "campaigns.approve", "request_changes": "campaigns.approve",
-              "submit": "campaigns.edit"}.get(action, "campaigns.launch")
-    if not can(g.user.role, needed):
+    if not can(g.user.role, campaigns.transition_permission(action)):
         return jsonify(error="forbidden", message=_("Your role does not allow this action.")), 403
     try:
         campaigns.transition(campaign, action, g.user, comment=str(payload.get("comment") or ""))
     except ServiceError as exc:
         db.session.rollback()
-        if exc.code == "approve_own_edit":
-            from ..auth.services import audit
-
-            audit("campaign.approval_refused", g.user, target_type="campaign", target_id=campaign.id,
-                  reason="own_edit")
-            db.session.commit()
+        campaigns.audit_refusal(campaign, g.user, exc)
+        db.session.commit()
         status = 400 if exc.code == "unknown_transition" else 409
         return jsonify(error=exc.code, message=exc.message), status
     db.session.commit()

@@ -80,19 +80,14 @@ def _transition(ident: str, action: str, email: str) -> None:
 
     campaign = _campaign(ident)
     user = _user(email)
-    needed = "campaigns.approve" if action == "approve" else "campaigns.edit"
-    if not can(user.role, needed):
+    if not can(user.role, services.transition_permission(action)):
         raise click.ClickException(f"the {user.role} role may not {action} campaigns")
     try:
         services.transition(campaign, action, user)
     except ServiceError as exc:
         db.session.rollback()
-        if exc.code == "approve_own_edit":
-            from ..auth.services import audit
-
-            audit("campaign.approval_refused", user, target_type="campaign", target_id=campaign.id,
-                  reason="own_edit")
-            db.session.commit()
+        services.audit_refusal(campaign, user, exc)
+        db.session.commit()
         if exc.code == "campaign_has_problems":
             for p in blocking_problems(campaign):
                 click.echo(f"- {p.message}", err=True)

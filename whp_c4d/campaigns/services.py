@@ -40,6 +40,21 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "complete": (("active", "paused"), "completed"),
     "archive": (("draft", "in_review", "approved", "completed"), "archived"),
 }
+# The permission each action needs (the rest: campaigns.launch); views, API and CLI all ask here.
+_TRANSITION_PERMISSIONS = {"submit": "campaigns.edit", "approve": "campaigns.approve",
+                           "request_changes": "campaigns.approve"}
+
+
+def transition_permission(action: str) -> str:
+    return _TRANSITION_PERMISSIONS.get(action, "campaigns.launch")
+
+
+def audit_refusal(campaign: Campaign, actor: User | None, exc: ServiceError) -> None:
+    """After the caller rolled back: keep a trace of a refused self-approval (callers commit)."""
+    if exc.code == "approve_own_edit":
+        audit("campaign.approval_refused", actor, target_type="campaign", target_id=campaign.id, reason="own_edit")
+
+
 # Transitions that need the campaign to pass every blocking check first.
 CHECKED = ("submit", "approve", "activate", "resume")
 

@@ -176,6 +176,7 @@ def campaign_detail(campaign_id: int):
         "campaigns/detail.html", campaign=campaign, problems=problems, analyses=analyses,
         estimate=estimate(campaign), audience=audience_count(campaign),
         actions=services.allowed_actions(campaign), action_labels=services.ACTION_LABELS,
+        action_permission=services.transition_permission,
         labels=services.STATUS_LABELS, history=services.history(campaign), weekdays=WEEKDAYS,
         form=EmptyForm(), own_edit=campaign.last_editor_id == g.user.id,
         objective_label=campaign.objective.label(str(get_locale())))
@@ -186,9 +187,7 @@ def campaign_detail(campaign_id: int):
 def campaign_transition(campaign_id: int):
     campaign = services.get_campaign(campaign_id)
     action = request.form.get("action", "")
-    needed = {"approve": "campaigns.approve", "submit": "campaigns.edit",
-              "request_changes": "campaigns.approve"}.get(action, "campaigns.launch")
-    if not can(g.user.role, needed):
+    if not can(g.user.role, services.transition_permission(action)):
         audit("permission.refused", g.user, target_type="campaign", target_id=campaign.id, action=action[:30])
         db.session.commit()
         return render_template("errors/error.html", code=403,
@@ -197,10 +196,8 @@ def campaign_transition(campaign_id: int):
         services.transition(campaign, action, g.user, comment=request.form.get("comment", ""))
     except ServiceError as exc:
         db.session.rollback()
-        if exc.code == "approve_own_edit":
-            audit("campaign.approval_refused", g.user, target_type="campaign", target_id=campaign.id,
-                  reason="own_edit")
-            db.session.commit()
+        services.audit_refusal(campaign, g.user, exc)
+        db.session.commit()
         flash(exc.message, "error")
         return redirect(url_for("campaigns.campaign_detail", campaign_id=campaign.id))
     db.session.commit()

@@ -133,7 +133,6 @@ def test_gsm_safe_rewrites_typography():
 
 def test_gsm_safe_keeps_what_it_cannot_map():
     assert gsm_safe("Información 😜 日本") == "Información 😜 日本"
-    assert gsm_safe("tab\there") == "tab\there"
 
 
 def test_gsm_safe_keeps_joiners_inside_emoji_sequences():
@@ -275,3 +274,10 @@ def test_gsm_safe_never_costs_more_segments_otherwise(text, remove_accents):
     # NFC expands a few composition exclusions (U+0344, U+0F73, U+FB2A) into two code points.
     text = text.replace("œ", "").replace("Œ", "")
     assert segments(gsm_safe(text, remove_accents=remove_accents)) <= segments(text)
+
+
+def test_gsm_safe_turns_tabs_from_spreadsheets_into_spaces():
+    from whp_c4d.messaging.segments import analyse, gsm_safe
+
+    assert analyse("Hola\tmundo").encoding == "UCS-2"
+    assert gsm_safe("Hola\tmundo") == "Hola mundo"

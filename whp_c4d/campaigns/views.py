@@ -430,8 +430,14 @@ def step_preview(campaign_id: int, step_id: int):
     text = ""
     if content is not None:
         text = render(content.whatsapp_body if channel == "whatsapp" else content.sms_text, values)
+    follow_ups = []  # what the person gets back when they answer (shown below the message)
+    if content is not None and step.kind == "menu":
+        follow_ups = [(o["number"], render(o.get("reply"), values)) for o in content.options if o.get("reply")]
+    elif content is not None and step.kind == "poll" and content.thanks:
+        follow_ups = [(None, render(content.thanks, values))]
     return render_template(
         "campaigns/preview.html", campaign=campaign, step=step, language=language, channel=channel,
+        follow_ups=follow_ups,
         country=country, used_language=used, content=content, text=text, info=analyse(text),
         options=content.options if content else [], form=EmptyForm(),
         has_test_phone=bool(g.user.test_phone), can_edit=can(g.user.role, "campaigns.edit"),

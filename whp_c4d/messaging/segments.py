@@ -37,6 +37,7 @@ _TYPOGRAPHIC = {
     "…": "...",
     "\u2028": "\n",
     "\u2029": "\n",
+    "\t": " ",  # tabs come with text pasted from spreadsheets; GSM-7 has none
 }
 _TYPOGRAPHIC_TABLE = str.maketrans(_TYPOGRAPHIC)
 

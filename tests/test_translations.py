@@ -104,8 +104,11 @@ def test_translations_can_be_formatted_like_their_msgid(locale):
 
 @pytest.mark.parametrize("locale", UI_LOCALES)
 def test_compiled_catalog_matches_its_po_file(locale):
-    po = {m.id: m.string for m in _entries(_po(locale)) if _translated(m)}
-    mo = {m.id: m.string for m in _entries(_mo(locale))}
+    def key(value):  # plural entries: a tuple from the .po file, a list from the .mo file
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    po = {key(m.id): key(m.string) for m in _entries(_po(locale)) if _translated(m)}
+    mo = {key(m.id): key(m.string) for m in _entries(_mo(locale))}
     assert mo == po, "the .mo file is stale: run `c4d translate compile`"
 
 

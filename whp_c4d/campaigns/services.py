@@ -28,6 +28,17 @@ ACTION_LABELS = {
     "activate": _l("Launch"), "pause": _l("Pause"), "resume": _l("Resume"), "complete": _l("Mark completed"),
     "archive": _l("Archive"),
 }
+HISTORY_LABELS = {
+    "campaign.created": _l("created"), "campaign.updated": _l("changed"),
+    "campaign.step_added": _l("step added"), "campaign.step_updated": _l("step changed"),
+    "campaign.step_deleted": _l("step deleted"), "campaign.step_moved": _l("step moved"),
+    "campaign.returned_to_review": _l("returned to review after a change"),
+    "campaign.submit": _l("submitted for review"), "campaign.request_changes": _l("sent back to draft"),
+    "campaign.approve": _l("approved"), "campaign.approval_refused": _l("approval refused: own edit"),
+    "campaign.activate": _l("launched"), "campaign.pause": _l("paused"), "campaign.resume": _l("resumed"),
+    "campaign.complete": _l("completed"), "campaign.archive": _l("archived"),
+    "campaign.test_sent": _l("test message sent"), "campaign.test_send_failed": _l("test message failed"),
+}
 EDITABLE = ("draft", "in_review", "approved", "paused")
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -176,7 +176,7 @@ def campaign_detail(campaign_id: int):
         "campaigns/detail.html", campaign=campaign, problems=problems, analyses=analyses,
         estimate=estimate(campaign), audience=audience_count(campaign),
         actions=services.allowed_actions(campaign), action_labels=services.ACTION_LABELS,
-        action_permission=services.transition_permission,
+        action_permission=services.transition_permission, history_labels=services.HISTORY_LABELS,
         labels=services.STATUS_LABELS, history=services.history(campaign), weekdays=WEEKDAYS,
         form=EmptyForm(), own_edit=campaign.last_editor_id == g.user.id,
         objective_label=campaign.objective.label(str(get_locale())))

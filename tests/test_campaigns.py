@@ -509,3 +509,68 @@ def test_test_send_goes_through_the_simulator_to_the_officers_own_number(live_ap
     sent = db.session.scalars(sa.select(SimulatorMessage)).all()
     assert len(sent) == 1 and sent[0].body == "Hola, informacion oficial: 555-0100"
     assert "campaign.test_sent" in db.session.scalars(sa.select(AuditEvent.action)).all()
+
+
+# --- malformed input never reaches a 500 ------------------------------------------------------------------
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-5, 10**6) | st.text(max_size=12)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.sampled_from(["sms", "es", "key", "timing", "type", "time", "day",
+                                                           "content", "options", "number", "label", "x"]),
+                                          inner, max_size=4), max_leaves=12)
+
+
+def test_malformed_campaign_payloads_get_a_clear_400_never_a_500(app, ready, api_token):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    author, _ = ready
+    headers = api_token(author)
+    client = app.test_client()
+    base = _campaign_data()
+    fields = sorted(base) + ["steps"]
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(field=st.sampled_from(fields), value=_json_values(), step_field=st.sampled_from(
+        ["key", "kind", "timing", "content", "answer_window_hours"]), in_step=st.booleans())
+    def check(field, value, step_field, in_step):
+        payload = copy.deepcopy(base)
+        payload["key"] = "fuzz"
+        if in_step:
+            payload["steps"][0][step_field] = value
+        else:
+            payload[field] = value
+        r = client.post("/api/v1/campaigns", json=payload, headers=headers)
+        assert r.status_code in (201, 400, 409), (r.status_code, payload)
+        if r.status_code == 400:
+            assert r.get_json()["fields"]
+        db.session.rollback()
+        db.session.execute(sa.delete(Step))
+        db.session.execute(sa.delete(Campaign))
+        db.session.commit()
+
+    check()
+
+
+def test_malformed_web_forms_are_answered_with_the_form_and_its_errors(app, ready, client, login):
+    author, _ = ready
+    campaign = _create(author)
+    login(client, author)
+    step_url = f"/campaigns/{campaign.id}/steps/new"
+    for form in ({"timing_type": "weekly??", "time": "25:99", "key": "Ñ!"},
+                 {"timing_type": "recurring", "every": "monthly", "month_day": "abc", "time": "10:00", "key": "a"},
+                 {"timing_type": "at", "date": "2027-13-45", "timezone_mode": "fixed", "timezone": "Mars/Base",
+                  "time": "10:00", "key": "b"},
+                 {"kind": "menu", "timing_type": "drip", "drip_day": "1", "time": "10:00", "key": "c",
+                  "es-opt0-label": "Uno", "es-opt0-number": "x", "es-sms": "Elija"}):
+        r = client.post(step_url, data=form, headers={"Accept-Language": "es"})
+        assert r.status_code == 400, form
+        assert 'class="error"' in r.get_data(as_text=True)
+    r = client.post(f"/campaigns/{campaign.id}/edit", headers={"Accept-Language": "es"}, data={
+        "name": "x" * 300, "objective": "nope", "start_date": "2027-02-30", "quiet_start": "99:00"})
+    assert r.status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Campaign, campaign.id).name == "Dos idiomas"  # nothing saved is lost

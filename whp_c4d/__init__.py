@@ -73,6 +73,10 @@ def register_blueprints(app: Flask) -> None:
     csrf.exempt(api_bp)  # bearer tokens, never cookies: no ambient authority to forge
     app.register_blueprint(messaging_bp)
     app.register_blueprint(campaigns_bp)
+    from .inbound.views import bp as inbound_bp
+
+    app.register_blueprint(inbound_bp)
+    csrf.exempt(inbound_bp)  # Twilio signs its requests; there is no session to forge
     if app.config.get("C4D_SIMULATOR"):
         from .simulator.views import bp as simulator_bp
 

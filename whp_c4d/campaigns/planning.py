@@ -28,6 +28,7 @@ class PlannedMessage:
     """One recipient's message for one step occurrence. Carries ids and content, never a number."""
 
     contact_id: int
+    country: str
     language: str
     channel: str                      # "sms" or "whatsapp"
     body: str                         # rendered text for the channel (WhatsApp free text inside the window)
@@ -196,7 +197,8 @@ def _plan_one(step: Step, campaign: Campaign, contact: Contact, occurrence: date
         rendered = values_cache[key] = _render_for(content, channel, values, fallback_ok)
     body, segs, template_variables, media_url, sms_fallback = rendered
     return PlannedMessage(
-        contact_id=contact.id, language=language, channel=channel, body=body, segments=segs,
+        contact_id=contact.id, country=contact.country, language=language, channel=channel, body=body,
+        segments=segs,
         template_sid=content.template_sid if channel == "whatsapp" else None,
         template_variables=dict(template_variables), media_url=media_url,
         sms_fallback_body=sms_fallback, local_send_at=local, earliest_utc=local.astimezone(UTC))

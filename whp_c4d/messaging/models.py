@@ -49,3 +49,99 @@ class Sender(db.Model):
     def address(self) -> str:
         """What the sender is known by on screen: its number or its Messaging Service SID."""
         return self.from_address or self.messaging_service_sid or ""
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+# Status rank: callbacks are applied only when they move a message forward (architecture guide,
+# "Sending: the outbox"). Terminal statuses never change again.
+STATUS_RANK = {
+    "pending": 0, "claimed": 1, "sending": 2, "uncertain": 3, "accepted": 4, "queued": 4, "sent": 5,
+    "delivered": 6, "read": 7,
+    "undelivered": 8, "failed": 8, "skipped": 8, "cancelled": 8, "missed": 8,
+}
+TERMINAL = frozenset({"read", "undelivered", "failed", "skipped", "cancelled", "missed"})
+OUTBOX_STATUSES = tuple(STATUS_RANK)
+
+
+class OutboundMessage(db.Model):
+    """One message to one person for one step occurrence: created by expansion, sent by a dispatcher.
+
+    Step and campaign are plain ids (no foreign key): the sending history outlives a draft's edits.
+    The contact is a foreign key with cascade, so erasing a person removes their messages."""
+
+    __tablename__ = "outbound_message"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(sa.Integer, index=True)
+    step_id: Mapped[int | None] = mapped_column(sa.Integer)
+    occurrence: Mapped[str] = mapped_column(sa.String(32))  # "2027-03-02" for dated steps, "drip", "test"
+    language: Mapped[str] = mapped_column(sa.String(8))
+    channel: Mapped[str] = mapped_column(sa.String(16))  # the planned channel; may fall back to SMS at send
+    purpose: Mapped[str] = mapped_column(sa.String(16), default="campaigns")  # the consent it relies on
+    country: Mapped[str] = mapped_column(sa.String(2))
+    body: Mapped[str] = mapped_column(sa.Text, default="")  # campaign content with variables filled in
+    template_sid: Mapped[str | None] = mapped_column(sa.String(34))
+    template_variables: Mapped[dict[str, str]] = mapped_column(sa.JSON, default=dict)
+    media_url: Mapped[str | None] = mapped_column(sa.String(500))
+    sms_fallback_body: Mapped[str | None] = mapped_column(sa.Text)
+    segments: Mapped[int] = mapped_column(sa.Integer, default=1)
+    earliest_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
+    sender_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sender.id", ondelete="SET NULL"))
+    sent_channel: Mapped[str | None] = mapped_column(sa.String(16))
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(34), unique=True)
+    error_code: Mapped[int | None] = mapped_column(sa.Integer)
+    reason: Mapped[str | None] = mapped_column(sa.String(60))  # why skipped / failed, in our words
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("step_id", "contact_id", "occurrence", name="outbound_once_per_occurrence"),
+        sa.Index("ix_outbound_due", "status", "earliest_at"),
+        sa.CheckConstraint("channel in ('sms','whatsapp')", name="channel"),
+    )
+
+
+class MessageEvent(db.Model):
+    """Append-only log of what Twilio told us about a message (status callbacks, lookups)."""
+
+    __tablename__ = "message_event"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), sa.ForeignKey("outbound_message.id", ondelete="CASCADE"),
+        index=True)
+    provider_sid: Mapped[str | None] = mapped_column(sa.String(34))
+    status: Mapped[str] = mapped_column(sa.String(16))
+    error_code: Mapped[int | None] = mapped_column(sa.Integer)
+    source: Mapped[str] = mapped_column(sa.String(16))  # callback | send | lookup
+    applied: Mapped[bool] = mapped_column(sa.Boolean, default=False)  # False: late or repeated, kept only
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SenderBudget(db.Model):
+    """The units (SMS segments, WhatsApp messages) a sender has spent in the current one-second
+    window, shared by every dispatcher so the cap holds across workers."""
+
+    __tablename__ = "sender_budget"
+
+    sender_key: Mapped[str] = mapped_column(sa.String(40), primary_key=True)  # sender id, or "default:sms"
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    used: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class DispatcherLock(db.Model):
+    """On SQLite, the one running dispatcher's claim (PostgreSQL uses row locks and needs none)."""
+
+    __tablename__ = "dispatcher_lock"
+
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(64))
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)

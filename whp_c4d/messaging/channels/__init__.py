@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 #: What the dispatcher does with a failed send (see shared/guides/twilio.md, "Errors: what to do").
@@ -47,6 +48,9 @@ class SendResult:
     status: str
     num_segments: int | None = None
     error_code: int | None = None
+    # Filled by fetch and find, for reconciling a send whose reply was lost (never logged).
+    body: str | None = None
+    date_created: datetime | None = None
 
 
 class SendError(Exception):
@@ -73,6 +77,8 @@ class Channel(Protocol):
              validity_period: int | None = None) -> SendResult: ...
 
     def fetch(self, sid: str) -> SendResult: ...
+
+    def find(self, *, to: str, sent_after: datetime, from_: str | None = None) -> list[SendResult]: ...
 
     def close(self) -> None: ...
 

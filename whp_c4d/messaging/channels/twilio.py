@@ -10,6 +10,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -120,6 +121,17 @@ class TwilioChannel:
             raise _send_error(exc, "fetch") from None
         return _result(message)
 
+    def find(self, *, to: str, sent_after: datetime, from_: str | None = None, limit: int = 50) -> list[SendResult]:
+        """Messages to ``to`` created after ``sent_after`` (Twilio's ``DateSent>`` filter): how a send whose
+        reply never arrived is found again before anything is resent."""
+        filters = {"to": to, "date_sent_after": sent_after, "limit": limit}
+        if from_:
+            filters["from_"] = from_
+        try:
+            return [_result(m) for m in self.client.messages.list(**filters)]
+        except Exception as exc:  # noqa: BLE001
+            raise _send_error(exc, "find") from None
+
     def close(self) -> None:
         self.http_client.close()
 
@@ -133,7 +145,8 @@ def _int(value) -> int | None:
 
 def _result(message) -> SendResult:
     return SendResult(sid=message.sid, status=str(message.status or ""), num_segments=_int(message.num_segments),
-                      error_code=_int(message.error_code))
+                      error_code=_int(message.error_code), body=getattr(message, "body", None),
+                      date_created=getattr(message, "date_created", None))
 
 
 def _send_error(exc: Exception, what: str) -> SendError:

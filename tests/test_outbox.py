@@ -1,0 +1,321 @@
+"""The outbox: expansion at most once, the dispatcher within caps and consent, status callbacks by rank."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import sqlalchemy as sa
+from twilio.request_validator import RequestValidator
+
+from whp_c4d.audience.models import Segment
+from whp_c4d.campaigns import services
+from whp_c4d.campaigns.expansion import expand_step
+from whp_c4d.campaigns.planning import enrol_audience
+from whp_c4d.core.models import utcnow
+from whp_c4d.demo import fictional_numbers
+from whp_c4d.extensions import db
+from whp_c4d.messaging.dispatcher import Dispatcher, DispatcherBusy
+from whp_c4d.messaging.models import MessageEvent, OutboundMessage
+from whp_c4d.messaging.services import save_sender
+
+NUMBERS = fictional_numbers("GT", 40, start=300)
+
+
+def _campaign(author, **over):
+    data = {"key": "outbox", "name": "Outbox", "objective": "regular_pathways", "countries": ["GT"],
+            "languages": ["es"], "channels": ["sms"], "audience": "Todos",
+            "steps": [{"key": "hola", "timing": {"type": "drip", "day": 0, "time": "10:00"},
+                       "content": {"es": {"sms": "Hola, este es un mensaje de prueba."}}}]}
+    data.update(over)
+    campaign = services.create_campaign(services.campaign_schema().load(data), author)
+    db.session.commit()
+    return campaign
+
+
+@pytest.fixture
+def audience(app, make_user, make_contact):
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    contacts = [make_contact(phone=n, country="GT") for n in NUMBERS[:12]]
+    return make_user("officer"), contacts
+
+
+def _due_now(campaign):
+    """Expand the drip step and make every row due now (the step's hour may be hours away)."""
+    enrol_audience(campaign, now=utcnow() - timedelta(days=1))
+    added = expand_step(campaign.steps[0])
+    db.session.execute(sa.update(OutboundMessage).values(earliest_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    return added
+
+
+@pytest.fixture
+def live_app(app):
+    import threading as _threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = _threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    old = app.config["C4D_PUBLIC_URL"]
+    app.config["C4D_PUBLIC_URL"] = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield app
+    finally:
+        app.config["C4D_PUBLIC_URL"] = old
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def dispatchers(app):
+    made = []
+
+    def make(**kw):
+        d = Dispatcher(app, **kw)
+        d.start()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+# --- expansion -------------------------------------------------------------------------------------
+
+def test_expanding_a_step_twice_adds_nothing_the_second_time(app, audience):
+    author, contacts = audience
+    campaign = _campaign(author)
+    assert _due_now(campaign) == 12
+    assert expand_step(campaign.steps[0]) == 0
+    db.session.commit()
+    rows = db.session.scalars(sa.select(OutboundMessage)).all()
+    assert len(rows) == 12 and {r.contact_id for r in rows} == {c.id for c in contacts}
+    assert all(r.body == "Hola, este es un mensaje de prueba." and r.segments == 1 for r in rows)
+
+
+def test_erasing_a_person_removes_their_queued_messages(app, audience):
+    from whp_c4d.audience.erasure import erase_contact
+
+    author, contacts = audience
+    _due_now(_campaign(author))
+    erase_contact(contacts[0], None)
+    db.session.commit()
+    assert contacts[0].id not in set(db.session.scalars(sa.select(OutboundMessage.contact_id)))
+
+
+# --- dispatching through the simulator ----------------------------------------------------------------
+
+def test_every_recipient_gets_exactly_one_message_through_the_simulator(live_app, audience, dispatchers):
+    from whp_c4d.simulator.models import SimulatorMessage
+
+    author, contacts = audience
+    _due_now(_campaign(author))
+    d = dispatchers()
+    for i in range(10):  # the default SMS cap is 10 a second: let the clock move on
+        stats = d.tick(utcnow() + timedelta(seconds=i))
+        if not db.session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage)
+                                 .where(OutboundMessage.status == "pending")):
+            break
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(OutboundMessage)).all()
+    assert {r.status for r in rows} == {"queued"}, [(r.status, r.reason) for r in rows]
+    assert len({r.provider_sid for r in rows}) == 12
+    sent = db.session.scalars(sa.select(SimulatorMessage)).all()
+    assert sorted(m.to_address for m in sent) == sorted(c.current_number.e164 for c in contacts)
+    assert stats is not None
+    d.tick(utcnow() + timedelta(seconds=30))  # nothing left: nothing more sent
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SimulatorMessage)) == 12
+
+
+def test_a_sender_cap_holds_within_each_second(live_app, audience, dispatchers):
+    author, _ = audience
+    save_sender(None, name="Guatemala lento", channel="sms", from_address=fictional_numbers("GT", 1, start=900)[0],
+                countries=["GT"], cap_per_second=5)
+    db.session.commit()
+    _due_now(_campaign(author))
+    d = dispatchers()
+    now = utcnow().replace(microsecond=100_000)
+    first = d.tick(now)
+    second = d.tick(now + timedelta(milliseconds=500))  # same second: the budget is spent
+    third = d.tick(now + timedelta(seconds=1))
+    assert (first.claimed, second.claimed, third.claimed) == (5, 0, 5)
+
+
+def test_a_stop_between_claim_and_send_means_no_message(live_app, audience, dispatchers):
+    from whp_c4d.audience.services import record_consent
+
+    author, contacts = audience
+    _due_now(_campaign(author))
+    d = dispatchers()
+    jobs = d._claim(utcnow(), __import__("whp_c4d.messaging.dispatcher", fromlist=["TickStats"]).TickStats())
+    record_consent(contacts[0], "sms", granted=False, source="keyword", actor=None)
+    db.session.commit()
+    outcomes = [d._send(job) for job in jobs]
+    assert outcomes.count("skipped") == 1 and outcomes.count("sent") == len(jobs) - 1, str(outcomes)
+    db.session.expire_all()
+    row = db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.contact_id == contacts[0].id))
+    assert row.status == "skipped" and row.reason == "opted_out_before_send" and row.provider_sid is None
+
+
+def test_whatsapp_without_template_falls_back_to_sms_or_is_skipped_with_a_reason(live_app, app, make_user,
+                                                                                 make_contact, dispatchers):
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    both = make_contact(phone=NUMBERS[20], channels=("whatsapp", "sms"))
+    only_wa = make_contact(phone=NUMBERS[21], channels=("whatsapp",))
+    campaign = _campaign(make_user("officer"), channels=["sms", "whatsapp"], sms_fallback=True)
+    _due_now(campaign)
+    dispatchers().tick()
+    db.session.expire_all()
+    rows = {r.contact_id: r for r in db.session.scalars(sa.select(OutboundMessage))}
+    assert rows[both.id].sent_channel == "sms" and rows[both.id].status == "queued"
+    assert rows[only_wa.id].status == "skipped" and rows[only_wa.id].reason == "no_whatsapp_template"
+
+
+def test_a_second_dispatcher_on_sqlite_refuses_to_start(app, dispatchers):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL runs several dispatchers")
+    dispatchers(name="first")
+    with pytest.raises(DispatcherBusy, match="SQLite allows one"):
+        Dispatcher(app, name="second").start()
+
+
+# --- failures from a fake Twilio ----------------------------------------------------------------------
+
+class _Scripted(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        srv = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        status, body = srv.replies.pop(0) if srv.replies else (201, None)
+        srv.created += 1
+        if body is None:
+            body = {"sid": "SM" + hashlib.md5(str(srv.created).encode()).hexdigest(), "status": "queued",
+                    "num_segments": "1", "error_code": None, "body": "x"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        data = json.dumps({"messages": self.server.listing, "next_page_uri": None, "page": 0,
+                           "page_size": 50, "uri": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_twilio(app):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    server.replies, server.created, server.listing = [], 0, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    old = app.config["TWILIO_API_BASE"]
+    app.config["TWILIO_API_BASE"] = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    app.config["TWILIO_API_BASE"] = old
+    server.shutdown()
+    server.server_close()
+
+
+def test_429_is_retried_later_and_500_becomes_uncertain_then_reconciled(app, audience, fake_twilio, dispatchers):
+    author, contacts = audience
+    _due_now(_campaign(author))
+    fake_twilio.replies = [(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
+                           (500, {"code": 20500, "message": "Internal", "status": 500})]
+    d = dispatchers(pool_size=1)
+    stats = d.tick()
+    assert (stats.retried, stats.uncertain, stats.sent) == (1, 1, 8)  # 10 a second by default
+    db.session.expire_all()
+    retried = db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.reason == "rate_limited"))
+    assert retried.status == "pending" and retried.next_attempt_at > utcnow()
+    uncertain = db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.status == "uncertain"))
+    # Twilio did accept it: the lookup finds it by recipient and text, and it is not sent again.
+    fake_twilio.listing = [{"sid": "SM" + "a" * 32, "status": "delivered", "body": uncertain.body,
+                            "to": contacts[0].current_number.e164, "num_segments": "1", "error_code": None}]
+    before = fake_twilio.created
+    d._reconcile(utcnow())
+    db.session.expire_all()
+    row = db.session.get(OutboundMessage, uncertain.id)
+    assert row.status == "delivered" and row.provider_sid == "SM" + "a" * 32
+    assert fake_twilio.created == before  # reconciled, not resent
+
+
+def test_21610_opts_the_person_out_of_that_channel(app, audience, fake_twilio, dispatchers):
+    author, contacts = audience
+    _due_now(_campaign(author))
+    fake_twilio.replies = [(400, {"code": 21610, "message": "unsubscribed", "status": 400})]
+    dispatchers(pool_size=1).tick()
+    db.session.expire_all()
+    failed = db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.status == "failed"))
+    assert failed.reason == "opted_out_at_twilio" and failed.error_code == 21610
+    contact = next(c for c in contacts if c.id == failed.contact_id)
+    db.session.refresh(contact)
+    assert contact.channel("sms").opted_out_at is not None
+
+
+# --- status callbacks --------------------------------------------------------------------------------
+
+def _signed_post(client, app, message_id, form, *, token=None, forge=False):
+    url = app.config["C4D_PUBLIC_URL"].rstrip("/") + f"/twilio/status?m={message_id}"
+    token = token or app.config.get("TWILIO_AUTH_TOKEN") or app.config["C4D_SIMULATOR_AUTH_TOKEN"]
+    signature = RequestValidator(token).compute_signature(url, form)
+    if forge:
+        signature = base64.b64encode(hmac.new(b"wrong", url.encode(), hashlib.sha1).digest()).decode()
+    return client.post(f"/twilio/status?m={message_id}", data=form, headers={"X-Twilio-Signature": signature})
+
+
+def test_status_callbacks_apply_by_rank_and_forged_ones_change_nothing(app, audience, client):
+    author, _ = audience
+    _due_now(_campaign(author))
+    msg = db.session.scalars(sa.select(OutboundMessage)).first()
+    msg.status, msg.provider_sid = "queued", "SM" + "b" * 32
+    db.session.commit()
+    base = {"MessageSid": msg.provider_sid, "AccountSid": "AC" + "0" * 32, "ApiVersion": "2010-04-01"}
+    assert _signed_post(client, app, msg.id, {**base, "MessageStatus": "delivered"}).status_code == 204
+    assert _signed_post(client, app, msg.id, {**base, "MessageStatus": "sent"}).status_code == 204  # late
+    assert _signed_post(client, app, msg.id, {**base, "MessageStatus": "delivered"}).status_code == 204  # twice
+    r = _signed_post(client, app, msg.id, {**base, "MessageStatus": "failed", "ErrorCode": "30008"}, forge=True)
+    assert r.status_code == 403
+    assert client.post(f"/twilio/status?m={msg.id}", data={**base, "MessageStatus": "failed"}).status_code == 403
+    db.session.expire_all()
+    assert db.session.get(OutboundMessage, msg.id).status == "delivered"
+    events = db.session.scalars(sa.select(MessageEvent).order_by(MessageEvent.id)).all()
+    assert [(e.status, e.applied) for e in events] == [("delivered", True), ("sent", False), ("delivered", False)]
+
+
+def test_an_undelivered_callback_keeps_its_error_code(app, audience, client):
+    author, _ = audience
+    _due_now(_campaign(author))
+    msg = db.session.scalars(sa.select(OutboundMessage)).first()
+    msg.status, msg.provider_sid = "sent", "SM" + "c" * 32
+    db.session.commit()
+    form = {"MessageSid": msg.provider_sid, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert _signed_post(client, app, msg.id, form).status_code == 204
+    assert _signed_post(client, app, msg.id, {**form, "MessageStatus": "delivered"}).status_code == 204
+    db.session.expire_all()
+    row = db.session.get(OutboundMessage, msg.id)
+    assert (row.status, row.error_code) == ("undelivered", 30003)
+
+
+def test_malformed_status_callbacks_get_400(app, audience, client):
+    assert _signed_post(client, app, 0, {"MessageStatus": "sent"}).status_code == 400

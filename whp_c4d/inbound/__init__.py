@@ -1,0 +1,1 @@
+"""Webhooks Twilio calls: status callbacks (and, with the inbound issue, incoming messages)."""

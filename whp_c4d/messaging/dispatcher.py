@@ -1,0 +1,385 @@
+"""The dispatcher: claims due outbox rows within each sender's budget, sends them concurrently through
+the channel, and records what happened so that nobody gets a message twice and nothing is lost.
+
+Claiming: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (any number of dispatchers); on SQLite one dispatcher
+holds the ``dispatcher_lock`` row and a second one refuses to start. A row is marked ``sending`` (and
+committed) before its API call; a row still ``sending`` after its lease is *uncertain* and is reconciled
+with a lookup at Twilio before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from ..audience.models import Contact, ContactChannel
+from ..core.models import utcnow
+from ..extensions import db
+from . import channels as ch
+from .models import (
+    DEFAULT_CAP_PER_SECOND,
+    DispatcherLock,
+    MessageEvent,
+    OutboundMessage,
+    Sender,
+    SenderBudget,
+)
+from .status import apply_status
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+LOCK_STALE = timedelta(seconds=30)
+MAX_ATTEMPTS = 5
+VALIDITY_PERIOD = 4 * 3600  # seconds Twilio may hold a message in its queue before giving up
+RECONCILE_GRACE = timedelta(minutes=2)  # a lookup that finds nothing this long after the call: resend
+
+
+class DispatcherBusy(RuntimeError):
+    """Another dispatcher is running on this SQLite database."""
+
+
+@dataclass
+class SendJob:
+    message_id: int
+    contact_id: int
+    channel: str
+    purpose: str
+    to: str
+    sender: dict
+    fields: dict
+    units: int
+
+
+@dataclass
+class TickStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    uncertain: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reconciled: int = 0
+    by_sender: dict[str, int] = field(default_factory=dict)
+
+
+def whatsapp_window_open(contact_id: int) -> bool:
+    """Whether the person wrote to us on WhatsApp in the last 24 hours. Inbound messages (and so the
+    window) arrive with the inbound issue; until then every campaign send is business-initiated."""
+    return False
+
+
+def _sender_view(sender: Sender | None, channel: str, config) -> dict:
+    """Where the message leaves from and the budget key that caps it."""
+    if sender is not None:
+        return {"key": str(sender.id), "id": sender.id, "cap": sender.cap_per_second,
+                "from_": sender.from_address, "messaging_service_sid": sender.messaging_service_sid}
+    configured = config.get("TWILIO_WHATSAPP_FROM" if channel == "whatsapp" else "TWILIO_SMS_FROM")
+    service = config.get("TWILIO_MESSAGING_SERVICE_SID")
+    if not configured and not service and not config.get("TWILIO_ACCOUNT_SID"):
+        configured = ("whatsapp:" if channel == "whatsapp" else "") + "+15005550006"  # simulator only
+    if configured and channel == "whatsapp" and not configured.startswith("whatsapp:"):
+        configured = "whatsapp:" + configured
+    return {"key": f"default:{channel}", "id": None, "cap": DEFAULT_CAP_PER_SECOND[channel],
+            "from_": configured, "messaging_service_sid": None if configured else service}
+
+
+class Dispatcher:
+    def __init__(self, app, *, name: str | None = None, pool_size: int = 16, batch: int = 500,
+                 channel_factory: Callable | None = None):
+        self.app = app
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
+        self.batch = batch
+        self.pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="c4d-send")
+        self.channel_factory = channel_factory or (lambda: ch.channel_from_config(app.config))
+        self._local = threading.local()
+        self.postgres = db.engine.dialect.name == "postgresql"
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.postgres:
+            self._take_sqlite_lock()
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=True)
+        if not self.postgres:
+            db.session.execute(sa.delete(DispatcherLock).where(DispatcherLock.name == "dispatcher",
+                                                               DispatcherLock.holder == self.name))
+            db.session.commit()
+
+    def _take_sqlite_lock(self, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        row = db.session.get(DispatcherLock, "dispatcher")
+        if row is not None and row.holder != self.name and now - row.heartbeat_at < LOCK_STALE:
+            db.session.rollback()
+            raise DispatcherBusy(
+                f"another dispatcher ({row.holder}) is running on this SQLite database; SQLite allows one. "
+                "Stop it first, or use PostgreSQL to run several workers.")
+        if row is None:
+            db.session.add(DispatcherLock(name="dispatcher", holder=self.name, heartbeat_at=now))
+        else:
+            row.holder, row.heartbeat_at = self.name, now
+        db.session.commit()
+
+    # --- one tick ----------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> TickStats:
+        """Reconcile what is uncertain, claim what is due within budget, send it, record the results."""
+        now = now or utcnow()
+        stats = TickStats()
+        if not self.postgres:
+            self._take_sqlite_lock(now)
+        self._expire_leases(now)
+        stats.reconciled = self._reconcile(now)
+        jobs = self._claim(now, stats)
+        if jobs:
+            for outcome in self.pool.map(self._send, jobs):
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+        return stats
+
+    def _expire_leases(self, now: datetime) -> None:
+        """A row left ``sending`` past its lease may or may not have reached Twilio: uncertain."""
+        db.session.execute(
+            sa.update(OutboundMessage).where(OutboundMessage.status == "sending",
+                                             OutboundMessage.lease_until < now)
+            .values(status="uncertain", reason="lease_expired", updated_at=now))
+        db.session.commit()
+
+    def _due_query(self, now: datetime) -> sa.Select:
+        q = (sa.select(OutboundMessage)
+             .where(OutboundMessage.status == "pending", OutboundMessage.earliest_at <= now,
+                    sa.or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
+             .order_by(OutboundMessage.earliest_at, OutboundMessage.id).limit(self.batch))
+        if self.postgres:
+            q = q.with_for_update(skip_locked=True)
+        return q
+
+    def _budget(self, key: str, cap: int, now: datetime) -> SenderBudget:
+        q = sa.select(SenderBudget).where(SenderBudget.sender_key == key)
+        if self.postgres:
+            q = q.with_for_update()
+        row = db.session.scalar(q)
+        window = now.replace(microsecond=0)
+        if row is None:
+            row = SenderBudget(sender_key=key, window_start=window, used=0)
+            db.session.add(row)
+            db.session.flush()
+        elif row.window_start < window:
+            row.window_start, row.used = window, 0
+        return row
+
+    def _claim(self, now: datetime, stats: TickStats) -> list[SendJob]:
+        from .services import sender_for
+
+        config = self.app.config
+        rows = db.session.scalars(self._due_query(now)).all()
+        if not rows:
+            db.session.commit()
+            return []
+        contacts = {c.id: c for c in db.session.scalars(
+            sa.select(Contact).where(Contact.id.in_({r.contact_id for r in rows})))}
+        budgets: dict[str, SenderBudget] = {}
+        jobs: list[SendJob] = []
+        full: set[str] = set()
+        for row in rows:
+            contact = contacts.get(row.contact_id)
+            decision = self._decide(row, contact)
+            if isinstance(decision, str):  # a reason to skip
+                row.status, row.reason, row.updated_at = "skipped", decision, now
+                stats.skipped += 1
+                continue
+            channel, fields, units = decision
+            sender = _sender_view(sender_for(channel, row.country), channel, config)
+            key = sender["key"]
+            if key in full:
+                continue
+            budget = budgets.get(key) or budgets.setdefault(key, self._budget(key, sender["cap"], now))
+            if budget.used + units > sender["cap"] and budget.used > 0:
+                full.add(key)  # this sender's second is spent; its rows wait for the next tick
+                continue
+            budget.used += units
+            number = contact.current_number
+            to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
+            row.status, row.attempts, row.lease_until = "sending", row.attempts + 1, now + LEASE
+            row.claimed_by, row.sender_id, row.sent_channel, row.updated_at = self.name, sender["id"], channel, now
+            if channel == "sms":
+                row.segments = units
+            jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units))
+            stats.by_sender[key] = stats.by_sender.get(key, 0) + units
+        stats.claimed = len(jobs)
+        db.session.commit()  # rows are "sending" before any call leaves the process
+        return jobs
+
+    def _decide(self, row: OutboundMessage, contact: Contact | None):
+        """The channel, API fields and units for this row now, or the reason it cannot go."""
+        if contact is None or contact.status != "active":
+            return "not_active"
+        if contact.current_number is None:
+            return "no_number"
+
+        def consented(name: str) -> bool:
+            c = contact.channel(name)
+            return c is not None and c.opted_out_at is None and bool(getattr(c, row.purpose, False))
+
+        callback = self.app.config["C4D_PUBLIC_URL"].rstrip("/") + f"/twilio/status?m={row.id}"
+        base = {"status_callback": callback, "validity_period": VALIDITY_PERIOD}
+        if row.channel == "whatsapp" and consented("whatsapp"):
+            if whatsapp_window_open(contact.id) and row.body:
+                fields = {**base, "body": row.body}
+                if row.media_url:
+                    fields["media_url"] = [row.media_url]
+                return "whatsapp", fields, 1
+            if row.template_sid:
+                return "whatsapp", {**base, "content_sid": row.template_sid,
+                                    "content_variables": row.template_variables or {}}, 1
+            if row.sms_fallback_body and consented("sms"):
+                from .segments import segments
+
+                return "sms", {**base, "body": row.sms_fallback_body}, segments(row.sms_fallback_body)
+            return "no_whatsapp_template"
+        if row.channel == "sms" and consented("sms"):
+            return "sms", {**base, "body": row.body}, max(row.segments, 1)
+        return "no_consent"
+
+    # --- sending (in the pool's threads) -------------------------------------------------------------
+
+    def _channel(self):
+        channel = getattr(self._local, "channel", None)
+        if channel is None:  # one HTTP session per thread: connections are reused
+            channel = self._local.channel = self.channel_factory()
+        return channel
+
+    def _still_allowed(self, session: Session, job: SendJob) -> bool:
+        """Right before the call: the person may have said STOP since the row was claimed."""
+        row = session.execute(sa.select(ContactChannel.opted_out_at, getattr(ContactChannel, job.purpose)).where(
+            ContactChannel.contact_id == job.contact_id, ContactChannel.channel == job.channel)).first()
+        return row is not None and row[0] is None and bool(row[1])
+
+    def _send(self, job: SendJob) -> str:
+        with self.app.app_context(), Session(db.engine) as session:
+            if not self._still_allowed(session, job):
+                _finish(session, job.message_id, status="skipped", reason="opted_out_before_send")
+                return "skipped"
+            address = {"from_": job.sender["from_"]} if job.sender["from_"] else {
+                "messaging_service_sid": job.sender["messaging_service_sid"]}
+            try:
+                result = self._channel().send(to=job.to, **address, **job.fields)
+            except ch.SendError as exc:
+                return _record_failure(session, job, exc)
+            except Exception:  # noqa: BLE001 - never lose track of a row: unknown outcome means uncertain
+                log.exception("send of message %s raised", job.message_id)
+                _finish(session, job.message_id, status="uncertain", reason="send_crashed")
+                return "uncertain"
+            msg = session.get(OutboundMessage, job.message_id)
+            msg.provider_sid, msg.sent_at, msg.error_code = result.sid, utcnow(), None
+            session.add(MessageEvent(message_id=msg.id, provider_sid=result.sid, status=result.status,
+                                     source="send"))
+            session.flush()
+            apply_status(session, msg, result.status, None, source="send", log_event=False)
+            session.commit()
+            return "sent"
+
+    # --- reconciling uncertain rows -------------------------------------------------------------------
+
+    def _reconcile(self, now: datetime, limit: int = 100) -> int:
+        rows = db.session.scalars(sa.select(OutboundMessage).where(OutboundMessage.status == "uncertain")
+                                  .order_by(OutboundMessage.id).limit(limit)).all()
+        if not rows:
+            return 0
+        done = 0
+        channel = self._channel()
+        for row in rows:
+            try:
+                found = self._lookup(channel, row)
+            except ch.SendError:
+                continue  # Twilio unreachable: try again next tick, never resend blindly
+            if found is not None:
+                row.provider_sid = found.sid
+                db.session.add(MessageEvent(message_id=row.id, provider_sid=found.sid, status=found.status,
+                                            error_code=found.error_code, source="lookup"))
+                apply_status(db.session, row, found.status, found.error_code, source="lookup", log_event=False)
+                row.sent_at = row.sent_at or now
+                done += 1
+            elif now - _claimed_at(row) >= RECONCILE_GRACE:
+                # Twilio has no such message well after the call: it never got it; send again.
+                row.status, row.reason, row.next_attempt_at, row.updated_at = "pending", "resend_after_lookup", now, now
+                done += 1
+        db.session.commit()
+        return done
+
+    def _lookup(self, channel, row: OutboundMessage):
+        """Twilio's record of this row's send, if it has one: by SID, else by recipient, time and text."""
+        if row.provider_sid:
+            return channel.fetch(row.provider_sid)
+        contact = db.session.get(Contact, row.contact_id)
+        if contact is None or contact.current_number is None:
+            return None
+        to = ("whatsapp:" if row.sent_channel == "whatsapp" else "") + contact.current_number.e164
+        since = _claimed_at(row) - timedelta(minutes=1)
+        known = set(db.session.scalars(sa.select(OutboundMessage.provider_sid).where(
+            OutboundMessage.contact_id == row.contact_id, OutboundMessage.provider_sid.is_not(None))))
+        body = None
+        if row.sent_channel == "sms":
+            body = row.body if row.channel == "sms" else row.sms_fallback_body
+        candidates = [c for c in channel.find(to=to, sent_after=since) if c.sid not in known]
+        if body is not None:
+            candidates = [c for c in candidates if c.body == body]
+        return candidates[0] if len(candidates) == 1 else None
+
+
+def _claimed_at(row: OutboundMessage) -> datetime:
+    return row.lease_until - LEASE if row.lease_until else row.created_at
+
+
+def _finish(session: Session, message_id: int, *, status: str, reason: str | None = None,
+            code: int | None = None) -> None:
+    msg = session.get(OutboundMessage, message_id)
+    msg.status, msg.reason, msg.error_code, msg.updated_at = status, reason, code, utcnow()
+    session.commit()
+
+
+def _record_failure(session: Session, job: SendJob, exc: ch.SendError) -> str:
+    msg = session.get(OutboundMessage, job.message_id)
+    now = utcnow()
+    msg.error_code, msg.updated_at = exc.code, now
+    if exc.kind == ch.RETRY and msg.attempts < MAX_ATTEMPTS:
+        msg.status, msg.reason = "pending", "rate_limited"
+        msg.next_attempt_at = now + timedelta(seconds=min(2 ** msg.attempts, 60))
+        outcome = "retried"
+    elif exc.kind == ch.UNCERTAIN:
+        msg.status, msg.reason = "uncertain", "no_reply"
+        outcome = "uncertain"
+    else:
+        msg.status = "failed"
+        msg.reason = {ch.RETRY: "too_many_attempts", ch.OPTED_OUT: "opted_out_at_twilio",
+                      ch.INVALID_NUMBER: "invalid_number", ch.WINDOW: "whatsapp_window_closed"}.get(exc.kind, "error")
+        outcome = "failed"
+        if exc.kind == ch.OPTED_OUT:
+            _opt_out(session, job)
+    session.add(MessageEvent(message_id=msg.id, status=msg.status, error_code=exc.code, source="send"))
+    session.commit()
+    return outcome
+
+
+def _opt_out(session: Session, job: SendJob) -> None:
+    """Twilio says the person replied STOP to this sender (21610): the channel is opted out, in the
+    ledger and in the current state, like a STOP we received ourselves."""
+    from ..audience.models import ConsentEvent
+
+    now = utcnow()
+    row = session.get(ContactChannel, (job.contact_id, job.channel))
+    if row is not None and row.opted_out_at is None:
+        row.opted_out_at, row.campaigns, row.polls = now, False, False
+    for purpose in ("campaigns", "polls"):
+        session.add(ConsentEvent(contact_id=job.contact_id, channel=job.channel, purpose=purpose, granted=False,
+                                 source="keyword", notice_version="twilio-21610", at=now, recorded_at=now))

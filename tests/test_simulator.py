@@ -94,14 +94,34 @@ def test_invalid_requests_get_twilios_error_shape_and_nothing_is_stored(api, fie
     assert db.session.query(SimulatorMessage).count() == 0
 
 
-def test_basic_auth_is_required_and_checked(api):
-    for auth in (None, (api.account_sid, "wrong"), ("AC" + "1" * 32, "wrong")):
+def test_basic_auth_is_required_and_names_the_accounts_sid(api):
+    for auth in (None, ("AC" + "1" * 32, "any token")):  # none, or another account than the URL's
         r = api.send(auth=auth, To=TO, Body="hola")
         assert r.status_code == 401 and r.get_json()["code"] == 20003
         assert r.headers["WWW-Authenticate"].startswith("Basic")
     assert api.list(auth=None).status_code == 401
     assert api.fetch("SM" + "0" * 32, auth=None).status_code == 401
     assert db.session.query(SimulatorMessage).count() == 0
+
+
+def test_any_account_sid_and_any_token_without_a_configured_auth_token(app, client, api):
+    assert not app.config.get("TWILIO_AUTH_TOKEN")
+    assert api.send(auth=(api.account_sid, "whatever"), To=TO, Body="hola").status_code == 201
+    other = "AC" + "2" * 32
+    r = client.post(f"/simulator/2010-04-01/Accounts/{other}/Messages.json", auth=(other, "x"),
+                    data={"To": TO, "From": SENDER, "Body": "hola"})
+    assert r.status_code == 201 and r.get_json()["account_sid"] == other
+    # Each account sees its own messages only.
+    assert len(api.list().get_json()["messages"]) == 1
+    assert api.fetch(r.get_json()["sid"]).status_code == 404
+
+
+def test_a_configured_auth_token_must_be_given(app, api, monkeypatch):
+    monkeypatch.setitem(app.config, "TWILIO_AUTH_TOKEN", "the-real-auth-token")
+    r = api.send(auth=(api.account_sid, "wrong"), To=TO, Body="hola")
+    assert r.status_code == 401 and r.get_json()["code"] == 20003
+    assert api.send(auth=(api.account_sid, "the-real-auth-token"), To=TO, Body="hola").status_code == 201
+    assert db.session.query(SimulatorMessage).count() == 1
 
 
 def test_fetch_one_message_and_unknown_sid_is_a_twilio_404(api):
@@ -195,3 +215,78 @@ def test_simulator_routes_exist_only_when_enabled(app, tmp_path):
     finally:
         with other.app_context():
             db.engine.dispose()
+
+
+# --- the phone screen ---------------------------------------------------------------------------------
+
+def _handset(sid: str) -> str:
+    return db.session.query(SimulatorMessage).filter_by(sid=sid).one().to_index
+
+
+def test_officers_see_fake_handsets_masked_with_the_contacts_pseudonym(app, api, login, make_user, make_contact):
+    from whp_c4d.core.phones import mask
+
+    contact = make_contact(phone=TO)
+    api.send(To=TO, Body="uno")
+    api.send(To=f"whatsapp:{TO}", From=f"whatsapp:{SENDER}", Body="dos")
+    api.send(To=OTHER, Body="tres")
+    client = app.test_client()
+    login(client, make_user("officer"))
+    r = client.get("/simulator/phones", headers={"Accept-Language": "en"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert mask(TO) in page and mask(OTHER) in page and contact.pseudonym in page
+    assert page.count("/simulator/phones/") >= 2 and "not a contact" in page
+    for number in (TO, OTHER):
+        assert number not in page and number[1:] not in page
+    assert "Test phones" in page  # the menu link
+
+
+def test_a_handset_shows_its_conversation_with_statuses(app, api, login, make_user):
+    from whp_c4d.simulator import settings as sim_settings
+
+    sim_settings.save({"callback_delays": "0,0,0"})
+    db.session.commit()
+    sid = api.send(To=TO, Body="Hola, información útil").get_json()["sid"]
+    api.send(To=OTHER, Body="para otra persona")
+    client = app.test_client()
+    login(client, make_user("admin"))
+    handset = _handset(sid)
+    r = client.get(f"/simulator/phones/{handset}", headers={"Accept-Language": "en"})
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200 and "Hola, información útil" in page and "para otra persona" not in page
+    assert "delivered" in page and TO not in page and f'value="{SENDER}"' in page  # reply to the sender
+    assert "entregado" in client.get(f"/simulator/phones/{handset}", headers={"Accept-Language": "es"}).get_data(
+        as_text=True)
+    assert client.get("/simulator/phones/" + "0" * 64).status_code == 404
+    assert client.get("/simulator/phones/not-an-id").status_code == 404
+    assert client.post("/simulator/phones/" + "0" * 64 + "/reply", data={"to": SENDER, "body": "x"}).status_code == 404
+
+
+def test_evaluators_and_partners_have_no_phone_screen(app, api, login, make_user):
+    sid = api.send(To=TO, Body="hola").get_json()["sid"]
+    handset = _handset(sid)
+    for role in ("evaluator", "partner"):
+        client = app.test_client()
+        login(client, make_user(role))
+        assert client.get("/simulator/phones").status_code == 403
+        assert client.get(f"/simulator/phones/{handset}").status_code == 403
+        assert client.post(f"/simulator/phones/{handset}/reply", data={"to": SENDER, "body": "x"}).status_code == 403
+        assert "/simulator/phones" not in client.get("/").get_data(as_text=True)
+    assert db.session.query(SimulatorMessage).count() == 1
+
+
+def test_the_phone_screen_needs_a_csrf_token_while_the_twilio_api_does_not(app, api, login, make_user):
+    sid = api.send(To=TO, Body="hola").get_json()["sid"]
+    client = app.test_client()
+    login(client, make_user("officer"))
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        r = client.post(f"/simulator/phones/{_handset(sid)}/reply", data={"to": SENDER, "body": "x"})
+        assert r.status_code == 400
+        r = client.post("/simulator/phones/new", data={"number": OTHER, "to": SENDER, "body": "x"})
+        assert r.status_code == 400
+        assert api.send(To=TO, Body="sin token CSRF").status_code == 201
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+    assert db.session.query(SimulatorMessage).filter_by(direction="inbound").count() == 0

@@ -66,6 +66,20 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["C4D_SIMULATOR_ACCOUNT_SID"] = SIMULATOR_ACCOUNT_SID
     cfg["C4D_SIMULATOR_AUTH_TOKEN"] = (env.get("C4D_SIMULATOR_AUTH_TOKEN")
                                        or _secret_from_file(instance_path, "simulator_token", 24))
+    # Simulator faults and timing: the defaults; administrators change them at runtime on
+    # /simulator/settings (checked by simulator/settings.py). Rates are shares from 0 to 1.
+    for key, default in (("C4D_SIM_LATENCY_MS", "0"), ("C4D_SIM_RATE_429", "0"), ("C4D_SIM_RATE_500", "0"),
+                         ("C4D_SIM_RATE_TIMEOUT", "0"), ("C4D_SIM_RATE_ACCEPTED_THEN_500", "0"),
+                         ("C4D_SIM_RATE_ACCEPTED_THEN_TIMEOUT", "0"), ("C4D_SIM_RATE_21610", "0"),
+                         ("C4D_SIM_RATE_UNDELIVERED", "0"), ("C4D_SIM_RATE_DUPLICATE", "0"),
+                         ("C4D_SIM_RATE_REORDER", "0"), ("C4D_SIM_CALLBACK_DELAYS", "0.5,1.5,4"),
+                         ("C4D_SIM_TIMEOUT_SECONDS", "")):
+        cfg[key] = env.get(key, default)
+    cfg["C4D_SIM_SEED"] = int(env["C4D_SIM_SEED"]) if env.get("C4D_SIM_SEED") else None
+    cfg["C4D_SIM_CALLBACK_TIMEOUT"] = float(env.get("C4D_SIM_CALLBACK_TIMEOUT", "5"))
+    cfg["C4D_SIM_CALLBACK_ATTEMPTS"] = int(env.get("C4D_SIM_CALLBACK_ATTEMPTS", "4"))
+    cfg["C4D_SIM_CALLBACK_BACKOFF"] = float(env.get("C4D_SIM_CALLBACK_BACKOFF", "1"))
+    cfg["C4D_SIM_CALLBACK_WORKERS"] = int(env.get("C4D_SIM_CALLBACK_WORKERS", "4"))
 
     https = urlsplit(cfg["C4D_PUBLIC_URL"]).scheme == "https"
     cfg["C4D_HTTPS"] = https

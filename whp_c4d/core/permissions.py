@@ -41,6 +41,8 @@ ACTIONS: dict[str, str] = {
     "campaigns.launch": "Launch, pause, resume, complete and archive campaigns",
     "api_tokens.manage": "Create and revoke API tokens",
     "senders.manage": "Manage senders (numbers, Messaging Services, countries, rates)",
+    "simulator.phone": "Use the Twilio simulator's test phones: read their conversations, reply as the phone",
+    "simulator.manage": "Change the Twilio simulator's fault injection (latency, errors, timeouts)",
 }
 
 _ALL = frozenset(ACTIONS)
@@ -55,6 +57,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "segments.view", "segments.manage",
             "partners.view",
             "campaigns.view", "campaigns.edit", "campaigns.approve", "campaigns.launch",
+            "simulator.phone",
         }
     ),
     "evaluator": frozenset({"dashboard.view", "account.edit", "contacts.view", "segments.view",

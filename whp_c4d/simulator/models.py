@@ -19,9 +19,10 @@ from ..extensions import db
 
 
 class SimulatorMessage(db.Model):
-    """One message the simulator accepted (``outbound-api``) or, later, one a simulated phone sent in
-    (``inbound``). Status, error code and ``sent_at`` move when the simulator advances a message;
-    ``status_callback`` is where it will report that."""
+    """One message the simulator accepted (``outbound-api``) or one a simulated phone sent in
+    (``inbound``). Status, error code and ``sent_at`` move as its planned events fall due
+    (``SimulatorEvent``); ``status_callback`` is where it reports them. ``webhook_status`` is the HTTP
+    status the app answered to an inbound message's webhook (None: not reached)."""
 
     __tablename__ = "simulator_message"
 
@@ -47,11 +48,50 @@ class SimulatorMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    webhook_status: Mapped[int | None] = mapped_column(sa.Integer)
 
     __table_args__ = (
         sa.CheckConstraint("direction in ('outbound-api','inbound')", name="direction"),
         sa.CheckConstraint("channel in ('sms','whatsapp')", name="channel"),
     )
+
+
+class SimulatorEvent(db.Model):
+    """One planned step of a message's life (``sent``, ``delivered``, ``read``, ``undelivered``…), due at
+    ``due_at``. When it falls due its status is applied to the message (``applied``, never backwards) and,
+    if the message has a ``StatusCallback``, posted there: ``state`` goes ``pending`` -> ``done``, or
+    ``given_up`` after the last failed attempt. A ``duplicate`` re-sends a callback and changes nothing.
+    No personal data: ids, statuses, codes and times."""
+
+    __tablename__ = "simulator_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("simulator_message.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    error_code: Mapped[int | None] = mapped_column(sa.Integer)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    applied: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    duplicate: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    state: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    last_http_status: Mapped[int | None] = mapped_column(sa.Integer)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.CheckConstraint("state in ('pending','done','given_up')", name="state"),
+        sa.Index("ix_simulator_event_state_due_at", "state", "due_at"),
+    )
+
+
+class SimulatorSettings(db.Model):
+    """The simulator's fault injection as changed at runtime (one row, id 1): what differs from the
+    environment's defaults, so every process (web, worker, ``c4d simulator``) agrees."""
+
+    __tablename__ = "simulator_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    values: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 @contact_erasing.connect

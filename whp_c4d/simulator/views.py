@@ -1,9 +1,16 @@
 """Twilio's Messages API, mounted at /simulator: the channel points TWILIO_API_BASE here when no Twilio
-account is configured. Views are ``@public`` for the app's login and do Twilio's HTTP Basic auth."""
+account is configured. Views are ``@public`` for the app's login and do Twilio's HTTP Basic auth.
+
+Credentials: any Account SID (the URL's must be the one authenticated); the auth token must be
+``TWILIO_AUTH_TOKEN`` when that is configured, else any token is accepted. Faults (latency, 429, 500,
+timeouts, accepted-then-lost answers) follow the settings in force (``settings.current()``); they apply
+to creates, the latency to every call.
+"""
 
 from __future__ import annotations
 
 import hmac
+import time
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
@@ -11,11 +18,18 @@ from flask import Blueprint, current_app, jsonify, request
 from ..core.permissions import public
 from ..extensions import db
 from . import services
+from . import settings as sim_settings
 from .services import DEFAULT_PAGE_SIZE, TwilioApiError
 
 bp = Blueprint("simulator", __name__)
 
 ACCOUNT = f"/{services.API_VERSION}/Accounts/<account_sid>"
+
+
+@bp.record_once
+def _check_settings(state) -> None:
+    """A malformed C4D_SIM_* variable stops the start with its name, not the first send with a 500."""
+    sim_settings.defaults(state.app.config)
 
 
 def _error(exc: TwilioApiError):
@@ -31,14 +45,27 @@ def _same(given: str | None, expected: str) -> bool:
 
 
 def _check_auth(account_sid: str) -> None:
-    """Twilio's rule: Basic auth with the account SID and its auth token, for that account's URLs."""
-    cfg = current_app.config
-    expected_sid, token = cfg["C4D_SIMULATOR_ACCOUNT_SID"], cfg["C4D_SIMULATOR_AUTH_TOKEN"]
+    """Twilio's rule, for that account's URLs: HTTP Basic with the account SID and its auth token. The
+    simulator has no accounts: any SID will do, and any token unless TWILIO_AUTH_TOKEN is configured."""
+    token = current_app.config.get("TWILIO_AUTH_TOKEN")
     auth = request.authorization
-    ok = (auth is not None and auth.type == "basic" and _same(auth.username, expected_sid)
-          and _same(auth.password, token))
-    if not ok or account_sid != expected_sid:
+    ok = (auth is not None and auth.type == "basic" and bool(auth.username) and _same(auth.username, account_sid)
+          and (not token or _same(auth.password, token)))
+    if not ok:
         raise TwilioApiError(20003, "Authenticate", 401)
+
+
+def _settings() -> sim_settings.SimSettings:
+    settings = sim_settings.current()
+    delay = services.latency_seconds(settings)
+    if delay:
+        time.sleep(delay)
+    return settings
+
+
+def _server_error(status: int = 500):
+    exc = TwilioApiError(20500, "An internal server error has occurred", status)
+    return _error(exc)
 
 
 @bp.post(f"{ACCOUNT}/Messages.json")
@@ -47,17 +74,35 @@ def message_create(account_sid: str):
     form = request.form
     try:
         _check_auth(account_sid)
+    except TwilioApiError as exc:
+        return _error(exc)
+    settings = _settings()
+    db.session.commit()  # nothing held open while a fault makes the caller wait
+    outcome = services.draw_outcome(settings)
+    if outcome == "429":
+        return _error(TwilioApiError(20429, "Too Many Requests", 429))
+    if outcome == "500":
+        return _server_error()
+    if outcome == "timeout":  # held past the caller's timeout; it has hung up by the time this answers
+        time.sleep(settings.timeout_seconds)
+        return _server_error(504)
+    try:
         message = services.create_message(
             account_sid, to=form.get("To"), from_=form.get("From"),
             messaging_service_sid=form.get("MessagingServiceSid"), body=form.get("Body"),
             media_urls=form.getlist("MediaUrl"), status_callback=form.get("StatusCallback"),
             content_sid=form.get("ContentSid"), content_variables=form.get("ContentVariables"),
-            validity_period=form.get("ValidityPeriod"))
+            validity_period=form.get("ValidityPeriod"), settings=settings)
     except TwilioApiError as exc:
         db.session.rollback()
         return _error(exc)
+    resource = services.message_resource(message)
     db.session.commit()
-    return jsonify(services.message_resource(message)), 201
+    if outcome == "accepted_then_500":  # stored and on its way, but the caller never learns it
+        return _server_error()
+    if outcome == "accepted_then_timeout":
+        time.sleep(settings.timeout_seconds)
+    return jsonify(resource), 201
 
 
 @bp.get(f"{ACCOUNT}/Messages/<message_sid>.json")
@@ -65,10 +110,13 @@ def message_create(account_sid: str):
 def message_fetch(account_sid: str, message_sid: str):
     try:
         _check_auth(account_sid)
+        _settings()
         message = services.get_message(account_sid, message_sid)
     except TwilioApiError as exc:
         return _error(exc)
-    return jsonify(services.message_resource(message))
+    resource = services.message_resource(message)
+    db.session.commit()  # statuses that fell due since the last look
+    return jsonify(resource)
 
 
 @bp.get(f"{ACCOUNT}/Messages.json")
@@ -78,6 +126,7 @@ def message_list(account_sid: str):
     filters = {k: args[k] for k in ("To", "From", "DateSent", "DateSent<", "DateSent>") if args.get(k)}
     try:
         _check_auth(account_sid)
+        _settings()
         page = _int_arg("Page", 0)
         page_size = _int_arg("PageSize", DEFAULT_PAGE_SIZE)
         rows, more = services.list_messages(
@@ -93,11 +142,13 @@ def message_list(account_sid: str):
         return base + "?" + urlencode({**filters, "PageSize": page_size, "Page": n})
 
     start = page * page_size
+    messages = [services.message_resource(m) for m in rows]
+    db.session.commit()  # statuses that fell due since the last look
     return jsonify({
         "first_page_uri": page_uri(0),
         "end": start + len(rows) - 1 if rows else start,
         "previous_page_uri": page_uri(page - 1) if page > 0 else None,
-        "messages": [services.message_resource(m) for m in rows],
+        "messages": messages,
         "uri": page_uri(page),
         "page_size": page_size,
         "start": start,

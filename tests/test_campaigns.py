@@ -18,8 +18,9 @@ from whp_c4d.campaigns.checks import check_campaign
 from whp_c4d.campaigns.estimates import estimate
 from whp_c4d.campaigns.files import load_path, load_text
 from whp_c4d.campaigns.models import Campaign, CampaignEnrolment, Step
-from whp_c4d.campaigns.planning import enrol_audience, out_of_quiet_hours, plan_step
+from whp_c4d.campaigns.planning import enrol_audience, plan_step
 from whp_c4d.core.errors import ServiceError
+from whp_c4d.core.localtime import out_of_quiet_hours
 from whp_c4d.extensions import db
 
 SHIPPED = Path(__file__).resolve().parent.parent / "campaigns"

@@ -51,7 +51,10 @@ def _due_now(campaign):
     """Expand the drip step and make every row due now (the step's hour may be hours away)."""
     enrol_audience(campaign, now=utcnow() - timedelta(days=1))
     added = expand_step(campaign.steps[0])
-    db.session.execute(sa.update(OutboundMessage).values(earliest_at=utcnow() - timedelta(seconds=1)))
+    # Due now whatever the hour of the test run: quiet hours and expiry have tests of their own.
+    db.session.execute(sa.update(OutboundMessage).values(
+        earliest_at=utcnow() - timedelta(seconds=1), expires_at=utcnow() + timedelta(hours=1),
+        quiet_start=None, quiet_end=None))
     db.session.commit()
     return added
 
@@ -319,3 +322,104 @@ def test_an_undelivered_callback_keeps_its_error_code(app, audience, client):
 
 def test_malformed_status_callbacks_get_400(app, audience, client):
     assert _signed_post(client, app, 0, {"MessageStatus": "sent"}).status_code == 400
+
+
+# --- the sweep: each occurrence once, too late is missed -------------------------------------------------
+
+def _active(author, reviewer=None, **over):
+    from whp_c4d.campaigns.models import Campaign
+
+    campaign = _campaign(author, **over)
+    campaign.status = "active"
+    campaign.activated_at = utcnow() - timedelta(days=30)
+    db.session.commit()
+    return db.session.get(Campaign, campaign.id)
+
+
+AT_STEP = [{"key": "fecha", "timing": {"type": "at", "date": "2027-01-15", "time": "09:00"},
+            "content": {"es": {"sms": "Mensaje con fecha."}}}]
+
+
+def test_a_dated_step_fires_once_ahead_of_time_and_lands_at_each_local_nine(app, audience, make_contact):
+    from datetime import UTC, datetime
+
+    from whp_c4d.audience.models import Contact
+    from whp_c4d.campaigns.models import StepOccurrence
+    from whp_c4d.campaigns.sweep import sweep
+
+    author, contacts = audience
+    paramaribo = make_contact(phone=fictional_numbers("SR", 1)[0], country="SR")
+    tijuana = make_contact(phone=fictional_numbers("MX", 1)[0], country="MX")
+    db.session.get(Contact, tijuana.id).timezone = "America/Tijuana"
+    db.session.commit()
+    campaign = _active(author, countries=["GT", "SR", "MX"], steps=AT_STEP)
+    day_before = datetime(2027, 1, 14, 12, 0, tzinfo=UTC)
+    first = sweep(day_before)
+    assert sum(first.expanded.values()) == 14 and not first.missed
+    assert sweep(day_before + timedelta(hours=1)).expanded == {}  # once
+    rows = {r.contact_id: r for r in db.session.scalars(sa.select(OutboundMessage))}
+    assert rows[contacts[0].id].earliest_at == datetime(2027, 1, 15, 15, 0, tzinfo=UTC)   # 09:00 Guatemala
+    assert rows[paramaribo.id].earliest_at == datetime(2027, 1, 15, 12, 0, tzinfo=UTC)    # 09:00 Paramaribo
+    assert rows[tijuana.id].earliest_at == datetime(2027, 1, 15, 17, 0, tzinfo=UTC)       # 09:00 Tijuana
+    occurrences = db.session.scalars(sa.select(StepOccurrence)).all()
+    assert [(o.occurrence, o.status, o.messages) for o in occurrences] == [("2027-01-15", "expanded", 14)]
+    assert campaign.id
+
+
+def test_after_downtime_a_step_fires_once_or_is_recorded_missed(app, audience):
+    from datetime import UTC, datetime
+
+    from whp_c4d.campaigns.models import StepOccurrence
+    from whp_c4d.campaigns.sweep import sweep
+
+    author, _ = audience
+    _active(author, steps=AT_STEP)
+    # Down across 09:00 in Guatemala, back at 11:00 there: fired once, the rows are due at once.
+    late = datetime(2027, 1, 15, 17, 0, tzinfo=UTC)
+    assert sum(sweep(late).expanded.values()) == 12
+    assert sweep(late + timedelta(minutes=5)).expanded == {}
+    db.session.execute(sa.delete(OutboundMessage))
+    db.session.execute(sa.delete(StepOccurrence))
+    db.session.commit()
+    # Down for three days: beyond the campaign's 24-hour limit, recorded as missed, nothing queued.
+    result = sweep(datetime(2027, 1, 18, 12, 0, tzinfo=UTC))
+    assert result.expanded == {} and len(result.missed) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage)) == 0
+    assert db.session.scalar(sa.select(StepOccurrence.status)) == "missed"
+
+
+def test_a_delayed_message_waits_for_morning_and_a_stale_one_is_missed(app, audience, dispatchers):
+    from datetime import UTC, datetime, time
+
+    author, _ = audience
+    _due_now(_campaign(author))
+    night = datetime(2027, 1, 16, 4, 0, tzinfo=UTC)  # 22:00 in Guatemala
+    db.session.execute(sa.update(OutboundMessage).values(
+        earliest_at=night - timedelta(hours=2), expires_at=night + timedelta(hours=20),
+        timezone="America/Guatemala", quiet_start=time(20), quiet_end=time(8)))
+    db.session.commit()
+    d = dispatchers()
+    assert d.tick(night).claimed == 0
+    db.session.expire_all()
+    assert {r.earliest_at for r in db.session.scalars(sa.select(OutboundMessage))} == {
+        datetime(2027, 1, 16, 14, 0, tzinfo=UTC)}  # 08:00 in Guatemala
+    stats = d.tick(night + timedelta(days=1))  # past expiry: missed, never sent late
+    db.session.expire_all()
+    assert stats.claimed == 0
+    assert {(r.status, r.reason) for r in db.session.scalars(sa.select(OutboundMessage))} == {("missed", "too_late")}
+
+
+def test_pausing_holds_what_has_not_left_and_resuming_releases_it(app, audience, make_user, dispatchers):
+    author, _ = audience
+    reviewer = make_user("officer")
+    campaign = _campaign(author)
+    for action, who in (("submit", author), ("approve", reviewer), ("activate", author)):
+        services.transition(campaign, action, who)
+    _due_now(campaign)
+    services.transition(campaign, "pause", author)
+    db.session.commit()
+    assert {r.status for r in db.session.scalars(sa.select(OutboundMessage))} == {"held"}
+    assert dispatchers().tick().claimed == 0
+    services.transition(campaign, "resume", author)
+    db.session.commit()
+    assert {r.status for r in db.session.scalars(sa.select(OutboundMessage))} == {"pending"}

@@ -50,6 +50,7 @@ def world(app, make_user, make_partner, make_contact, api_token):
     db.session.commit()
     # The simulator's Twilio-style routes (public for the app; they answer 401 without Basic auth).
     ids.update(account_sid=app.config["C4D_SIMULATOR_ACCOUNT_SID"], message_sid="SM" + "0" * 32)
+    ids.update(handset_id="0" * 64)  # the phone screen: an unknown handset (404 where allowed)
     return users, ids
 
 

@@ -78,10 +78,12 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(inbound_bp)
     csrf.exempt(inbound_bp)  # Twilio signs its requests; there is no session to forge
     if app.config.get("C4D_SIMULATOR"):
+        from .simulator.pages import bp as simulator_ui_bp
         from .simulator.views import bp as simulator_bp
 
         app.register_blueprint(simulator_bp, url_prefix="/simulator")
         csrf.exempt(simulator_bp)  # HTTP Basic auth like Twilio's API, never cookies
+        app.register_blueprint(simulator_ui_bp, url_prefix="/simulator")  # phone screen, settings: CSRF as usual
 
 
 def register_commands(app: Flask) -> None:

@@ -33,6 +33,7 @@ def register(app) -> None:
     from . import demo
 
     app.cli.add_command(serve_command)
+    app.cli.add_command(worker_command)
     app.cli.add_command(users_group)
     app.cli.add_command(api_token_group)
     app.cli.add_command(contacts_group)
@@ -42,14 +43,18 @@ def register(app) -> None:
     app.cli.add_command(campaigns_group)
     from .translate_cli import translate_group
     app.cli.add_command(translate_group)
+    from .simulator.cli import simulator_command
+    app.cli.add_command(simulator_command)
 
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--demo", "with_demo", is_flag=True, help="Seed one user per role and fictional contacts.")
+@click.option("--worker/--no-worker", "with_worker", default=True, show_default=True,
+              help="Run the scheduler and a dispatcher in this process (the embedded default).")
 @with_appcontext
-def serve_command(host: str, port: int, with_demo: bool):
+def serve_command(host: str, port: int, with_demo: bool, with_worker: bool):
     """Migrate, make sure an administrator can get in, and serve the app (embedded default)."""
     from werkzeug.serving import run_simple
 
@@ -67,7 +72,40 @@ def serve_command(host: str, port: int, with_demo: bool):
         click.secho(f"\nNo administrator yet. Open this one-time link to create one (valid 24 h):\n"
                     f"  {base}/setup/{token}\n", fg="yellow")
     click.echo(f"WHP C4D on http://{host}:{port}/  (database: {db.engine.url.render_as_string(hide_password=True)})")
-    run_simple(host, port, current_app._get_current_object(), threaded=True, use_reloader=False)
+    app = current_app._get_current_object()
+    pump = None
+    if app.config.get("C4D_SIMULATOR"):  # the simulator's status callbacks (never started by create_app)
+        from .simulator.services import start_callback_pump
+
+        pump = start_callback_pump(app)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if pump is not None:
+            pump.stop()
+
+
+@click.command("worker")
+@click.option("--no-scheduler", is_flag=True, help="Only dispatch (another worker leads the scheduler).")
+@click.option("--no-dispatch", is_flag=True, help="Only run the scheduler when this worker leads.")
+@click.option("--pool", default=16, show_default=True, help="Concurrent sends per dispatcher.")
+@with_appcontext
+def worker_command(no_scheduler: bool, no_dispatch: bool, pool: int):
+    """Run the scheduler (when this worker leads) and a dispatcher until stopped (SIGTERM or Ctrl+C)."""
+    import signal
+
+    from .scheduler.worker import Worker
+
+    upgrade_database()
+    worker = Worker(current_app._get_current_object(), dispatch=not no_dispatch, schedule=not no_scheduler,
+                    pool_size=pool)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop_event.set())
+    try:
+        worker.run_forever()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        worker.stop()
 
 
 # --- users -----------------------------------------------------------------------------------

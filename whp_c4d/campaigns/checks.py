@@ -11,10 +11,11 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from ..core.i18n import country_name, language_name
+from ..core.localtime import in_quiet_hours
 from ..extensions import db
 from ..messaging.segments import analyse, gsm_safe
 from .models import Campaign, ContentVariable, OfficialDomain, Step, StepContent
-from .planning import audience_count, in_quiet_hours, reachable_query, step_local_time
+from .planning import audience_count, reachable_query, step_local_time
 from .schemas import variables_in
 
 MAX_SEGMENTS_WARNING = 3

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -46,13 +47,20 @@ def expand_step(step: Step, occurrence: date | None = None, *, contact_ids: list
     now = utcnow()
     added = 0
     batch: list[dict] = []
-    for p in plan_step(step, occurrence, contact_ids=contact_ids):
+    campaign = step.campaign
+    delay = timedelta(hours=campaign.max_delay_hours or 24)
+    for p in plan_step(step, occurrence, contact_ids=contact_ids, missing_only=key):
+        expires = p.earliest_utc + delay
+        if campaign.end_date:  # nothing goes out after the campaign's last day, in the person's own zone
+            end = datetime.combine(campaign.end_date + timedelta(days=1), time(0), tzinfo=ZoneInfo(p.timezone))
+            expires = min(expires, end.astimezone(UTC))
         batch.append({
             "contact_id": p.contact_id, "campaign_id": campaign_id, "step_id": step.id, "occurrence": key,
             "language": p.language, "channel": p.channel, "purpose": purpose, "country": p.country,
             "body": p.body, "template_sid": p.template_sid, "template_variables": p.template_variables,
             "media_url": p.media_url, "sms_fallback_body": p.sms_fallback_body, "segments": p.segments,
-            "earliest_at": p.earliest_utc, "status": "pending", "attempts": 0, "created_at": now,
+            "earliest_at": p.earliest_utc, "expires_at": expires, "timezone": p.timezone,
+            "quiet_start": campaign.quiet_start, "quiet_end": campaign.quiet_end, "status": "pending", "attempts": 0, "created_at": now,
             "updated_at": now,
         })
         if len(batch) >= BATCH:

@@ -97,6 +97,8 @@ class Campaign(db.Model):
     start_date: Mapped[date | None] = mapped_column(sa.Date)
     end_date: Mapped[date | None] = mapped_column(sa.Date)
     sms_fallback: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    # A message that could not go out this many hours after its time is recorded as missed, not sent.
+    max_delay_hours: Mapped[int] = mapped_column(sa.Integer, default=24, server_default="24")
     status: Mapped[str] = mapped_column(sa.String(20), default="draft", index=True)
     # Every saved change bumps the version; approval records which version was approved.
     version: Mapped[int] = mapped_column(sa.Integer, default=1)
@@ -206,3 +208,23 @@ class CampaignEnrolment(db.Model):
     contact_id: Mapped[int] = mapped_column(
         sa.ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True, index=True)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StepOccurrence(db.Model):
+    """One firing of a step: dated steps once, recurring steps once per date, drip steps once (their
+    rows trickle in as people join). The unique row is what makes a firing happen once, never twice,
+    whatever the worker's downtime; an occurrence found too late is recorded as missed, not sent."""
+
+    __tablename__ = "step_occurrence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    step_id: Mapped[int] = mapped_column(sa.ForeignKey("campaign_step.id", ondelete="CASCADE"), index=True)
+    occurrence: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[str] = mapped_column(sa.String(12))  # expanded | missed
+    messages: Mapped[int] = mapped_column(sa.Integer, default=0)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("step_id", "occurrence", name="step_occurrence_once"),
+        sa.CheckConstraint("status in ('expanded','missed')", name="status"),
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from ..audience import segments as segment_rules
 from ..audience.models import Contact, ContactChannel
+from ..core.localtime import out_of_quiet_hours
 from ..core.models import utcnow
 from ..extensions import db
 from ..messaging.segments import segments as count_segments
@@ -29,6 +30,7 @@ class PlannedMessage:
 
     contact_id: int
     country: str
+    timezone: str
     language: str
     channel: str                      # "sms" or "whatsapp"
     body: str                         # rendered text for the channel (WhatsApp free text inside the window)
@@ -64,24 +66,6 @@ def content_for(step: Step, language: str) -> tuple[str, StepContent] | None:
         if c is not None and (c.sms_text or c.whatsapp_text):
             return code, c
     return None
-
-
-def in_quiet_hours(local: time, start: time, end: time) -> bool:
-    if start == end:
-        return False
-    if start < end:
-        return start <= local < end
-    return local >= start or local < end  # the usual case: the quiet night spans midnight
-
-
-def out_of_quiet_hours(local_dt: datetime, start: time, end: time) -> datetime:
-    """The first moment at or after ``local_dt`` outside quiet hours (same zone)."""
-    if not in_quiet_hours(local_dt.timetz().replace(tzinfo=None), start, end):
-        return local_dt
-    day = local_dt.date()
-    if start > end and local_dt.time() >= start:
-        day = day + timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=local_dt.tzinfo)
 
 
 def step_local_time(step: Step, day: date, contact_tz: str) -> datetime:
@@ -135,7 +119,7 @@ def enrol_audience(campaign: Campaign, now: datetime | None = None) -> int:
 # --- the plan --------------------------------------------------------------------------------------
 
 def plan_step(step: Step, occurrence: date | None = None, *, contact_ids: list[int] | None = None,
-              batch: int = 1000) -> Iterator[PlannedMessage]:
+              batch: int = 1000, missing_only: str | None = None) -> Iterator[PlannedMessage]:
     """Yield what each recipient gets for one occurrence of a step.
 
     ``occurrence``: ignored for a step at a date (it has its own); the local date of this occurrence
@@ -153,6 +137,11 @@ def plan_step(step: Step, occurrence: date | None = None, *, contact_ids: list[i
             CampaignEnrolment.contact_id == Contact.id, CampaignEnrolment.campaign_id == campaign.id))
     if contact_ids is not None:
         q = q.where(Contact.id.in_(contact_ids))
+    if missing_only is not None:  # a re-sweep plans only people this occurrence has not reached yet
+        from ..messaging.models import OutboundMessage
+
+        q = q.where(~sa.exists().where(OutboundMessage.step_id == step.id, OutboundMessage.contact_id == Contact.id,
+                                       OutboundMessage.occurrence == missing_only))
     values_by_country: dict[str, dict[str, str]] = {}
     purpose = purpose_of(step)
     last_id = 0
@@ -197,7 +186,7 @@ def _plan_one(step: Step, campaign: Campaign, contact: Contact, occurrence: date
         rendered = values_cache[key] = _render_for(content, channel, values, fallback_ok)
     body, segs, template_variables, media_url, sms_fallback = rendered
     return PlannedMessage(
-        contact_id=contact.id, country=contact.country, language=language, channel=channel, body=body,
+        contact_id=contact.id, country=contact.country, timezone=contact.timezone, language=language, channel=channel, body=body,
         segments=segs,
         template_sid=content.template_sid if channel == "whatsapp" else None,
         template_variables=dict(template_variables), media_url=media_url,

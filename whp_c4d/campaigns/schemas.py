@@ -236,6 +236,8 @@ class CampaignSchema(BaseSchema):
     start_date = Date(load_default=None, allow_none=True)
     end_date = Date(load_default=None, allow_none=True)
     sms_fallback = fields.Boolean(load_default=False, error_messages=msgs(invalid=_l("Use true or false.")))
+    max_delay_hours = fields.Integer(load_default=24, strict=True, validate=validate.Range(
+        1, 720, error=_l("Between 1 and 720 hours.")))
     steps = fields.List(fields.Raw(), load_default=list)
 
     def __init__(self, *args, context: SchemaContext, **kwargs):

@@ -145,6 +145,7 @@ def export_campaign(campaign: Campaign) -> dict[str, Any]:
         "start_date": campaign.start_date.isoformat() if campaign.start_date else None,
         "end_date": campaign.end_date.isoformat() if campaign.end_date else None,
         "sms_fallback": campaign.sms_fallback,
+        **({"max_delay_hours": campaign.max_delay_hours} if campaign.max_delay_hours != 24 else {}),
         "steps": [step_data(s) for s in campaign.steps],
     })
     return out
@@ -181,6 +182,7 @@ def _apply_settings(campaign: Campaign, data: dict[str, Any]) -> None:
     campaign.start_date = data.get("start_date")
     campaign.end_date = data.get("end_date")
     campaign.sms_fallback = bool(data.get("sms_fallback"))
+    campaign.max_delay_hours = data.get("max_delay_hours") or 24
 
 
 def _apply_step(step: Step, data: dict[str, Any]) -> None:
@@ -228,6 +230,10 @@ def _touch(campaign: Campaign, actor: User | None, what: str, **details) -> None
           **details)
     if campaign.status in ("approved", "paused"):
         before = campaign.status
+        if before == "paused":
+            from .sweep import discard_held
+
+            discard_held(campaign)
         campaign.status = "in_review"
         campaign.approved_by_id = None
         audit("campaign.returned_to_review", actor, target_type="campaign", target_id=campaign.id,
@@ -416,7 +422,15 @@ def transition(campaign: Campaign, action: str, actor: User | None, *, comment: 
         campaign.approved_at = now
         campaign.approved_version = campaign.version
     elif action == "activate":
-        campaign.activated_at = now
+        campaign.activated_at = campaign.activated_at or now
+    from . import sweep as outbox_rules
+
+    if action == "pause":
+        outbox_rules.hold(campaign)
+    elif action == "resume":
+        outbox_rules.release(campaign)
+    elif action in ("complete", "archive"):
+        outbox_rules.cancel(campaign)
     elif action == "request_changes":
         campaign.approved_by_id = None
     db.session.flush()

@@ -111,6 +111,7 @@ def _settings_from_form(form, campaign: Campaign | None) -> dict[str, Any]:
         "quiet_hours": {"start": form.get("quiet_start") or "20:00", "end": form.get("quiet_end") or "08:00"},
         "start_date": form.get("start_date") or None, "end_date": form.get("end_date") or None,
         "sms_fallback": form.get("sms_fallback") == "y",
+        "max_delay_hours": _int(form.get("max_delay_hours")) or 24,
     }
     return data
 

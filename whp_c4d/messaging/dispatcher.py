@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from ..audience.models import Contact, ContactChannel
+from ..core.localtime import in_quiet_hours, out_of_quiet_hours
 from ..core.models import utcnow
 from ..extensions import db
 from . import channels as ch
@@ -192,6 +194,14 @@ class Dispatcher:
         jobs: list[SendJob] = []
         full: set[str] = set()
         for row in rows:
+            if row.expires_at and now > row.expires_at:
+                row.status, row.reason, row.updated_at = "missed", "too_late", now
+                stats.skipped += 1
+                continue
+            later = _after_quiet_hours(row, now)
+            if later is not None:  # late after downtime, and it is night where the person is: wait
+                row.earliest_at, row.updated_at = later, now
+                continue
             contact = contacts.get(row.contact_id)
             decision = self._decide(row, contact)
             if isinstance(decision, str):  # a reason to skip
@@ -335,6 +345,16 @@ class Dispatcher:
         if body is not None:
             candidates = [c for c in candidates if c.body == body]
         return candidates[0] if len(candidates) == 1 else None
+
+
+def _after_quiet_hours(row: OutboundMessage, now: datetime) -> datetime | None:
+    """When the row may go if the person's local time is now inside quiet hours, else None."""
+    if not (row.timezone and row.quiet_start and row.quiet_end):
+        return None
+    local = now.astimezone(ZoneInfo(row.timezone))
+    if not in_quiet_hours(local.time(), row.quiet_start, row.quiet_end):
+        return None
+    return out_of_quiet_hours(local, row.quiet_start, row.quiet_end).astimezone(UTC)
 
 
 def _claimed_at(row: OutboundMessage) -> datetime:

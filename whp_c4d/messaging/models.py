@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,7 +56,7 @@ class Sender(db.Model):
 # Status rank: callbacks are applied only when they move a message forward (architecture guide,
 # "Sending: the outbox"). Terminal statuses never change again.
 STATUS_RANK = {
-    "pending": 0, "claimed": 1, "sending": 2, "uncertain": 3, "accepted": 4, "queued": 4, "sent": 5,
+    "pending": 0, "held": 0, "claimed": 1, "sending": 2, "uncertain": 3, "accepted": 4, "queued": 4, "sent": 5,
     "delivered": 6, "read": 7,
     "undelivered": 8, "failed": 8, "skipped": 8, "cancelled": 8, "missed": 8,
 }
@@ -88,6 +88,11 @@ class OutboundMessage(db.Model):
     sms_fallback_body: Mapped[str | None] = mapped_column(sa.Text)
     segments: Mapped[int] = mapped_column(sa.Integer, default=1)
     earliest_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Checked again at claim time, so a message delayed by downtime never lands at night or stale.
+    timezone: Mapped[str | None] = mapped_column(sa.String(64))
+    quiet_start: Mapped[time | None] = mapped_column(sa.Time)
+    quiet_end: Mapped[time | None] = mapped_column(sa.Time)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,31 @@
+"""Scheduled jobs: thin wrappers over services, taking the app and nothing else."""
+
+from __future__ import annotations
+
+import logging
+
+from ..extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def sweep(app) -> None:
+    from ..campaigns.sweep import sweep as run
+
+    with app.app_context():
+        result = run()
+        if result.expanded or result.missed:
+            log.info("sweep: %s campaigns, %s enrolled, %s rows queued, %s occurrences missed", result.campaigns,
+                     result.enrolled, sum(result.expanded.values()), len(result.missed))
+        db.session.remove()
+
+
+def purge(app) -> None:
+    from ..auth.services import audit
+    from ..core import retention
+
+    with app.app_context():
+        removed = retention.purge()
+        audit("privacy.purged", None, removed=removed)
+        db.session.commit()
+        db.session.remove()

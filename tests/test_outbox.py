@@ -423,3 +423,33 @@ def test_pausing_holds_what_has_not_left_and_resuming_releases_it(app, audience,
     services.transition(campaign, "resume", author)
     db.session.commit()
     assert {r.status for r in db.session.scalars(sa.select(OutboundMessage))} == {"pending"}
+
+
+# --- operating a campaign: CLI and progress ----------------------------------------------------------------
+
+def test_launch_pause_resume_cancel_from_the_cli_and_progress_shows_it(live_app, audience, make_user, runner,
+                                                                        client, login, dispatchers):
+    author, contacts = audience
+    reviewer = make_user("officer")
+    campaign = _campaign(author)
+    for command, who in (("submit", author), ("approve", reviewer), ("launch", author)):
+        r = runner.invoke(args=["campaigns", command, str(campaign.id), "--user", who.email])
+        assert r.exit_code == 0, r.output
+    _due_now(campaign)
+    dispatchers().tick()
+    login(client, author)
+    data = client.get(f"/campaigns/{campaign.id}/progress?format=json").get_json()
+    assert data["total"] == 12 and data["totals"]["queued"] == 10 and data["totals"]["waiting"] == 2
+    assert data["groups"][0]["country"] == "GT" and data["rate_per_minute"] == 10 and data["eta_seconds"] >= 0
+    page = client.get(f"/campaigns/{campaign.id}/progress", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Guatemala" in page and 'data-progress-url' in page
+    assert runner.invoke(args=["campaigns", "pause", campaign.key, "--user", author.email]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).where(OutboundMessage.status == "held")) == 2
+    assert runner.invoke(args=["campaigns", "resume", campaign.key, "--user", author.email]).exit_code == 0
+    assert runner.invoke(args=["campaigns", "cancel", campaign.key, "--user", author.email]).exit_code == 0
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).where(OutboundMessage.status == "cancelled")) == 2
+    evaluator = make_user("evaluator")
+    r = runner.invoke(args=["campaigns", "launch", campaign.key, "--user", evaluator.email])
+    assert r.exit_code != 0 and "may not" in r.output

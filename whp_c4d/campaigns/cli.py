@@ -96,19 +96,27 @@ def _transition(ident: str, action: str, email: str) -> None:
     click.echo(f"campaign {campaign.id} is now {campaign.status}")
 
 
-@campaigns_group.command("submit")
-@click.argument("ident")
-@click.option("--user", "email", required=True)
-@with_appcontext
-def submit_command(ident: str, email: str):
-    """Submit a draft for review (refused while blocking problems remain)."""
-    _transition(ident, "submit", email)
+# command -> (workflow action, what it does); every one follows the rules of the web page.
+_WORKFLOW_COMMANDS = {
+    "submit": ("submit", "Submit a draft for review (refused while blocking problems remain)."),
+    "approve": ("approve", "Approve a campaign in review: another officer or an administrator than its last editor."),
+    "launch": ("activate", "Launch an approved campaign: the scheduler starts planning and sending its steps."),
+    "pause": ("pause", "Pause: messages that have not left yet are held at once."),
+    "resume": ("resume", "Resume a paused campaign (the approved version): held messages go out again."),
+    "cancel": ("complete", "End the campaign: messages that have not left are cancelled."),
+}
 
 
-@campaigns_group.command("approve")
-@click.argument("ident")
-@click.option("--user", "email", required=True)
-@with_appcontext
-def approve_command(ident: str, email: str):
-    """Approve a campaign in review: another officer or an administrator than its last editor."""
-    _transition(ident, "approve", email)
+def _workflow_command(name: str, action: str, help_text: str) -> click.Command:
+    @click.command(name, help=help_text)
+    @click.argument("ident")
+    @click.option("--user", "email", required=True, help="Who does it (audited; the same permissions as the UI).")
+    @with_appcontext
+    def command(ident: str, email: str):
+        _transition(ident, action, email)
+
+    return command
+
+
+for _name, (_action, _help) in _WORKFLOW_COMMANDS.items():
+    campaigns_group.add_command(_workflow_command(_name, _action, _help))

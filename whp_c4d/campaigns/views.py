@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
 from ..audience import services as audience
@@ -464,3 +465,33 @@ def step_test_send(campaign_id: int, step_id: int):
         flash(_("Test message sent to your number (%(sid)s, %(status)s).", sid=result.sid, status=result.status),
               "success")
     return redirect(url_for("campaigns.step_preview", campaign_id=campaign.id, step_id=step.id, **args))
+
+
+# --- progress --------------------------------------------------------------------------------------
+
+REASON_LABELS = {
+    "rate_limited": _l("Twilio asked us to slow down; retried"), "too_many_attempts": _l("too many attempts"),
+    "opted_out_at_twilio": _l("the person replied STOP to this sender"),
+    "opted_out_before_send": _l("opted out just before sending"), "invalid_number": _l("invalid or landline number"),
+    "whatsapp_window_closed": _l("WhatsApp window closed"), "no_whatsapp_template": _l("no WhatsApp template or SMS consent"),
+    "no_consent": _l("no consent for this channel"), "not_active": _l("contact not active"),
+    "no_number": _l("no current number"), "too_late": _l("too late: past the campaign's maximum delay"),
+    "campaign_ended": _l("campaign ended"), "undelivered": _l("not delivered by the carrier"),
+    "failed_at_twilio": _l("failed at Twilio"), "error": _l("error from Twilio"),
+}
+
+
+@bp.get("/campaigns/<int:campaign_id>/progress")
+@requires("campaigns.view")
+def campaign_progress(campaign_id: int):
+    from .progress import COLUMNS, progress
+
+    campaign = services.get_campaign(campaign_id)
+    p = progress(campaign)
+    if request.args.get("format") == "json" or request.accept_mimetypes.best == "application/json":
+        data = p.as_json()
+        for f in data["failures"]:
+            f["label"] = str(REASON_LABELS.get(f["reason"], f["reason"]))
+        return jsonify(data)
+    return render_template("campaigns/progress.html", campaign=campaign, p=p, columns=COLUMNS,
+                           reasons=REASON_LABELS, labels=services.STATUS_LABELS)

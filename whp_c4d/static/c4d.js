@@ -75,3 +75,29 @@
     });
   });
 })();
+
+/* Campaign progress: refresh the numbers every 3 seconds (the page itself is the text fallback). */
+(function () {
+  "use strict";
+  var box = document.querySelector("[data-progress-url]");
+  if (!box) { return; }
+  var url = box.getAttribute("data-progress-url");
+  function set(sel, value) { var el = box.querySelector(sel); if (el) { el.textContent = value; } }
+  function refresh() {
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (!d) { return; }
+        Object.keys(d.totals).forEach(function (k) { set('[data-total="' + k + '"]', d.totals[k]); });
+        set('[data-field="total"]', d.total);
+        set('[data-field="rate_per_minute"]', d.rate_per_minute);
+        set('[data-field="eta_seconds"]', d.eta_seconds === null ? "—" : d.eta_seconds);
+        d.groups.forEach(function (g) {
+          ["waiting", "queued", "sent", "delivered", "read", "failed", "skipped"].forEach(function (c) {
+            set('[data-cell="' + g.country + "|" + g.language + "|" + g.channel + "|" + c + '"]', g[c]);
+          });
+        });
+      }).catch(function () {});
+  }
+  setInterval(refresh, 3000);
+})();

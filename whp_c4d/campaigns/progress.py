@@ -1,0 +1,88 @@
+"""A campaign's sending progress, from the outbox: counts by status, by country, language and channel,
+failures by reason, the current rate and the time left at the senders' caps. Grouped in SQL."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from ..core.models import utcnow
+from ..extensions import db
+from ..messaging.models import OutboundMessage
+from .estimates import sender_caps
+from .models import Campaign, StepOccurrence
+
+WAITING = ("pending", "held", "claimed", "sending", "uncertain")
+LEFT = ("queued", "sent", "delivered", "read", "undelivered")  # accepted by Twilio
+COLUMNS = ("waiting", "queued", "sent", "delivered", "read", "failed", "skipped")
+
+
+def _column(status: str) -> str:
+    if status in WAITING:
+        return "waiting"
+    if status in ("undelivered", "failed"):
+        return "failed"
+    if status in ("skipped", "cancelled", "missed"):
+        return "skipped"
+    return status if status in COLUMNS else "queued"
+
+
+@dataclass
+class Progress:
+    totals: dict[str, int]
+    by_group: list[tuple[str, str, str, dict[str, int]]]  # country, language, channel, columns
+    failures: list[tuple[str, int | None, int]]  # reason, error code, count
+    rate_per_minute: int
+    eta_seconds: float | None
+    missed_occurrences: int
+    at: datetime = field(default_factory=utcnow)
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    def as_json(self) -> dict:
+        return {"totals": self.totals, "total": self.total, "rate_per_minute": self.rate_per_minute,
+                "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
+                "missed_occurrences": self.missed_occurrences,
+                "groups": [{"country": c, "language": lang, "channel": ch, **cols}
+                           for c, lang, ch, cols in self.by_group],
+                "failures": [{"reason": r, "error_code": code, "count": n} for r, code, n in self.failures],
+                "at": self.at.isoformat()}
+
+
+def progress(campaign: Campaign, now: datetime | None = None) -> Progress:
+    now = now or utcnow()
+    m = OutboundMessage
+    channel = sa.func.coalesce(m.sent_channel, m.channel)
+    rows = db.session.execute(
+        sa.select(m.country, m.language, channel, m.status, sa.func.count(), sa.func.sum(m.segments))
+        .where(m.campaign_id == campaign.id).group_by(m.country, m.language, channel, m.status)).all()
+    totals = dict.fromkeys(COLUMNS, 0)
+    groups: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+    waiting_units: dict[str, int] = defaultdict(int)
+    for country, language, ch, status, n, units in rows:
+        col = _column(status)
+        totals[col] += n
+        groups[(country, language, ch)][col] += n
+        if col == "waiting" and status != "held":
+            waiting_units[ch] += int(units or n) if ch == "sms" else n
+    failures = db.session.execute(
+        sa.select(m.reason, m.error_code, sa.func.count()).where(
+            m.campaign_id == campaign.id, m.status.in_(("failed", "undelivered", "skipped", "missed")))
+        .group_by(m.reason, m.error_code).order_by(sa.func.count().desc())).all()
+    recent = db.session.scalar(sa.select(sa.func.count()).where(
+        m.campaign_id == campaign.id, m.sent_at >= now - timedelta(minutes=1))) or 0
+    caps, _assumed = sender_caps()
+    eta = None
+    if any(waiting_units.values()):
+        eta = max(units / caps.get(ch, 1) for ch, units in waiting_units.items())
+    missed = db.session.scalar(sa.select(sa.func.count()).select_from(StepOccurrence).where(
+        StepOccurrence.status == "missed",
+        StepOccurrence.step_id.in_([s.id for s in campaign.steps] or [-1]))) or 0
+    return Progress(totals=totals, by_group=[(c, lang, ch, cols) for (c, lang, ch), cols in sorted(groups.items())],
+                    failures=[(r or "-", code, n) for r, code, n in failures], rate_per_minute=recent,
+                    eta_seconds=eta, missed_occurrences=missed, at=now)

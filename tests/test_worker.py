@@ -53,3 +53,20 @@ def test_a_running_worker_sends_the_due_messages_of_an_active_campaign(live_app,
     db.session.expire_all()
     statuses = {r.status for r in db.session.scalars(sa.select(OutboundMessage))}
     assert statuses <= {"queued", "sent", "delivered"} and len(contacts) == 12
+
+
+def test_serve_runs_a_worker_and_the_callback_pump_and_stops_them(app, runner, monkeypatch):
+    import werkzeug.serving
+
+    from whp_c4d.scheduler import worker as worker_module
+
+    seen = []
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *a, **kw: seen.append("served"))
+    monkeypatch.setattr(worker_module.Worker, "start", lambda self: seen.append("worker started"))
+    monkeypatch.setattr(worker_module.Worker, "stop", lambda self, timeout=10.0: seen.append("worker stopped"))
+    result = runner.invoke(args=["serve", "--port", "5999"])
+    assert result.exit_code == 0, result.output
+    assert seen == ["worker started", "served", "worker stopped"]
+    seen.clear()
+    assert runner.invoke(args=["serve", "--no-worker"]).exit_code == 0
+    assert seen == ["served"]

@@ -73,6 +73,15 @@ def serve_command(host: str, port: int, with_demo: bool, with_worker: bool):
                     f"  {base}/setup/{token}\n", fg="yellow")
     click.echo(f"WHP C4D on http://{host}:{port}/  (database: {db.engine.url.render_as_string(hide_password=True)})")
     app = current_app._get_current_object()
+    worker = None
+    if with_worker:  # the scheduler and a dispatcher in this process (never started by create_app)
+        from .scheduler.worker import Worker
+
+        worker = Worker(app)
+        try:
+            worker.start()
+        except RuntimeError as exc:  # another dispatcher already runs on this SQLite database
+            raise click.ClickException(str(exc)) from None
     pump = None
     if app.config.get("C4D_SIMULATOR"):  # the simulator's status callbacks (never started by create_app)
         from .simulator.services import start_callback_pump
@@ -83,6 +92,8 @@ def serve_command(host: str, port: int, with_demo: bool, with_worker: bool):
     finally:
         if pump is not None:
             pump.stop()
+        if worker is not None:
+            worker.stop()
 
 
 @click.command("worker")

@@ -64,12 +64,16 @@ def progress(campaign: Campaign, now: datetime | None = None) -> Progress:
     totals = dict.fromkeys(COLUMNS, 0)
     groups: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
     waiting_units: dict[str, int] = defaultdict(int)
-    for country, language, ch, status, n, units in rows:
+    for country, language, ch, status, n, _units in rows:
         col = _column(status)
         totals[col] += n
         groups[(country, language, ch)][col] += n
-        if col == "waiting" and status != "held":
-            waiting_units[ch] += int(units or n) if ch == "sms" else n
+    # Time left counts what is due now; later steps wait for their day, not for the senders.
+    for ch, n, units in db.session.execute(
+            sa.select(channel, sa.func.count(), sa.func.sum(m.segments)).where(
+                m.campaign_id == campaign.id, m.status.in_(("pending", "claimed", "sending")), m.earliest_at <= now)
+            .group_by(channel)).all():
+        waiting_units[ch] += int(units or n) if ch == "sms" else n
     failures = db.session.execute(
         sa.select(m.reason, m.error_code, sa.func.count()).where(
             m.campaign_id == campaign.id, m.status.in_(("failed", "undelivered", "skipped", "missed")))

@@ -41,9 +41,11 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=60)
 LOCK_STALE = timedelta(seconds=30)
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 5  # sends that reached Twilio's door and failed in a way that may repeat
+MAX_RATE_LIMITED = 30  # 429s were never processed: retrying is safe, so they get far more patience
 VALIDITY_PERIOD = 4 * 3600  # seconds Twilio may hold a message in its queue before giving up
 RECONCILE_GRACE = timedelta(minutes=2)  # a lookup that finds nothing this long after the call: resend
+LOOKUP_MARGIN = timedelta(minutes=10)  # look this far before the call: our clock and Twilio's may differ
 
 
 class DispatcherBusy(RuntimeError):
@@ -97,8 +99,9 @@ def _sender_view(sender: Sender | None, channel: str, config) -> dict:
 
 class Dispatcher:
     def __init__(self, app, *, name: str | None = None, pool_size: int = 16, batch: int = 500,
-                 channel_factory: Callable | None = None):
+                 channel_factory: Callable | None = None, reconcile_grace: timedelta = RECONCILE_GRACE):
         self.app = app
+        self.reconcile_grace = reconcile_grace
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
         self.batch = batch
         self.pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="c4d-send")
@@ -320,7 +323,7 @@ class Dispatcher:
                 apply_status(db.session, row, found.status, found.error_code, source="lookup", log_event=False)
                 row.sent_at = row.sent_at or now
                 done += 1
-            elif now - _claimed_at(row) >= RECONCILE_GRACE:
+            elif now - _claimed_at(row) >= self.reconcile_grace:
                 # Twilio has no such message well after the call: it never got it; send again.
                 row.status, row.reason, row.next_attempt_at, row.updated_at = "pending", "resend_after_lookup", now, now
                 done += 1
@@ -335,7 +338,7 @@ class Dispatcher:
         if contact is None or contact.current_number is None:
             return None
         to = ("whatsapp:" if row.sent_channel == "whatsapp" else "") + contact.current_number.e164
-        since = _claimed_at(row) - timedelta(minutes=1)
+        since = _claimed_at(row) - LOOKUP_MARGIN
         known = set(db.session.scalars(sa.select(OutboundMessage.provider_sid).where(
             OutboundMessage.contact_id == row.contact_id, OutboundMessage.provider_sid.is_not(None))))
         body = None
@@ -372,7 +375,7 @@ def _record_failure(session: Session, job: SendJob, exc: ch.SendError) -> str:
     msg = session.get(OutboundMessage, job.message_id)
     now = utcnow()
     msg.error_code, msg.updated_at = exc.code, now
-    if exc.kind == ch.RETRY and msg.attempts < MAX_ATTEMPTS:
+    if exc.kind == ch.RETRY and msg.attempts < MAX_RATE_LIMITED:
         msg.status, msg.reason = "pending", "rate_limited"
         msg.next_attempt_at = now + timedelta(seconds=min(2 ** msg.attempts, 60))
         outcome = "retried"

@@ -1,0 +1,161 @@
+"""Reliability scenarios from quality.md against the simulator and the real SDK: faults, several
+dispatchers, and the message status machine (hypothesis)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from test_outbox import _campaign, _due_now, live_app  # noqa: F401  (fixtures)
+
+from whp_c4d.audience.models import Segment
+from whp_c4d.core.models import utcnow
+from whp_c4d.demo import fictional_numbers
+from whp_c4d.extensions import db
+from whp_c4d.messaging.dispatcher import Dispatcher
+from whp_c4d.messaging.models import STATUS_RANK, TERMINAL, OutboundMessage
+from whp_c4d.messaging.services import save_sender
+from whp_c4d.messaging.status import apply_status
+
+CAP = 20
+
+
+@pytest.fixture
+def crowd(app, make_user, make_contact):
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    numbers = fictional_numbers("GT", 60, start=2000)
+    contacts = [make_contact(phone=n) for n in numbers]
+    save_sender(None, name="GT", channel="sms", from_address=fictional_numbers("GT", 1, start=4000)[0],
+                countries=["GT"], cap_per_second=CAP)
+    db.session.commit()
+    return make_user("officer"), contacts
+
+
+def _sent_per_person():
+    from whp_c4d.simulator.models import SimulatorMessage
+
+    db.session.expire_all()
+    return Counter(m.to_address for m in db.session.scalars(sa.select(SimulatorMessage)))
+
+
+def _drain(dispatchers_, start, *, max_ticks=400):
+    """Tick every dispatcher once per simulated second until nothing is left to send."""
+    now, per_second = start, []
+    for _ in range(max_ticks):
+        used = Counter()
+        for d in dispatchers_:
+            stats = d.tick(now)
+            used.update(stats.by_sender)
+        per_second.append(used)
+        db.session.expire_all()
+        left = db.session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage).where(
+            OutboundMessage.status.in_(("pending", "sending", "uncertain"))))
+        if not left:
+            return per_second
+        now += timedelta(seconds=1)
+    raise AssertionError("the outbox did not drain")
+
+
+def test_faults_429_500_and_timeouts_still_deliver_exactly_once_within_the_cap(live_app, crowd):  # noqa: F811
+    from whp_c4d.simulator import settings as sim
+
+    author, contacts = crowd
+    live_app.config["TWILIO_TIMEOUT_SECONDS"] = 1.0
+    sim.reseed(2026, live_app)
+    sim.save({"rate_429": 0.30, "rate_500": 0.05, "rate_timeout": 0.02, "rate_accepted_then_500": 0.02,
+              "rate_accepted_then_timeout": 0.01, "timeout_seconds": 1.5})
+    db.session.commit()
+    try:
+        _due_now(_campaign(author))
+        # Lookups decide what a lost reply means; a short grace keeps the simulated clock near the real one.
+        d = Dispatcher(live_app, pool_size=8, reconcile_grace=timedelta(seconds=5))
+        d.start()
+        try:
+            per_second = _drain([d], utcnow())
+        finally:
+            d.stop()
+    finally:
+        sim.reset()
+        db.session.commit()
+        live_app.config["TWILIO_TIMEOUT_SECONDS"] = 15.0
+    sent = _sent_per_person()
+    assert sorted(sent) == sorted(c.current_number.e164 for c in contacts)
+    assert set(sent.values()) == {1}, "somebody got a message twice"
+    assert all(units <= CAP for second in per_second for units in second.values())
+    statuses = set(db.session.scalars(sa.select(OutboundMessage.status)))
+    assert statuses <= {"queued", "sent", "delivered"}
+
+
+def test_four_dispatchers_share_a_broadcast_without_duplicates_and_within_the_cap(live_app, crowd):  # noqa: F811
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one dispatcher (a second refuses to start: test_outbox)")
+    author, contacts = crowd
+    _due_now(_campaign(author))
+    start = utcnow()
+    totals: list[Counter] = []
+    errors: list[BaseException] = []
+
+    def run(name):
+        try:
+            with live_app.app_context():
+                d = Dispatcher(live_app, name=name, pool_size=4)
+                d.start()
+                now = start
+                for _ in range(20):
+                    stats = d.tick(now)
+                    totals.append(Counter({(now, k): v for k, v in stats.by_sender.items()}))
+                    now += timedelta(seconds=1)
+                d.stop()
+                db.session.remove()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"d{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    sent = _sent_per_person()
+    assert sorted(sent) == sorted(c.current_number.e164 for c in contacts) and set(sent.values()) == {1}
+    per_window = sum(totals, Counter())
+    assert max(per_window.values()) <= CAP
+
+
+class MessageStatusMachine(RuleBasedStateMachine):
+    """Whatever order reports arrive in, a message never moves backwards and terminal stays terminal."""
+
+    def __init__(self):
+        super().__init__()
+        self.msg = OutboundMessage(id=1, status="queued")
+        self.history = ["queued"]
+
+    @rule(report=st.sampled_from(["accepted", "queued", "sending", "sent", "delivered", "read", "undelivered",
+                                  "failed", "canceled", "bogus", ""]))
+    def report(self, report):
+        before = self.msg.status
+        applied = apply_status(_NullSession(), self.msg, report, 30003, source="callback")
+        if before in TERMINAL:
+            assert not applied and self.msg.status == before
+        self.history.append(self.msg.status)
+
+    @invariant()
+    def never_backwards(self):
+        ranks = [STATUS_RANK[s] for s in self.history]
+        assert ranks == sorted(ranks)
+
+
+class _NullSession:
+    def add(self, _obj):
+        pass
+
+
+TestMessageStatusMachine = MessageStatusMachine.TestCase
+TestMessageStatusMachine.settings = hsettings(max_examples=150, stateful_step_count=25, deadline=None)

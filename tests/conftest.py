@@ -193,3 +193,37 @@ def api_token(app):
         return {"Authorization": f"Bearer {secret}"}
 
     return make
+
+
+@pytest.fixture
+def live_app(app):
+    """The app served on a free local port (threads), with C4D_PUBLIC_URL pointing at it: the real SDK
+    reaches the mounted simulator over HTTP and the simulator's callbacks reach the app."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    old = app.config["C4D_PUBLIC_URL"]
+    app.config["C4D_PUBLIC_URL"] = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield app
+    finally:
+        app.config["C4D_PUBLIC_URL"] = old
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def audience(app, make_user, make_contact):
+    """An officer and twelve Guatemalan SMS contacts in a segment named "Todos" (fictional numbers)."""
+    from whp_c4d.audience.models import Segment
+    from whp_c4d.demo import fictional_numbers
+
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    contacts = [make_contact(phone=n, country="GT") for n in fictional_numbers("GT", 12, start=300)]
+    return make_user("officer"), contacts

@@ -458,25 +458,6 @@ def test_admin_maintains_variables_prices_and_domains(app, make_user, client, lo
 
 # --- preview and test send --------------------------------------------------------------------------------
 
-@pytest.fixture
-def live_app(app):
-    """The app served on a free port, so a test send goes through the real SDK to the mounted simulator."""
-    import threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    old = app.config["C4D_PUBLIC_URL"]
-    app.config["C4D_PUBLIC_URL"] = f"http://127.0.0.1:{server.server_port}"
-    try:
-        yield app
-    finally:
-        app.config["C4D_PUBLIC_URL"] = old
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_preview_renders_variables_for_the_chosen_country_and_fallback(app, ready, client, login):

@@ -39,14 +39,6 @@ def _campaign(author, **over):
     return campaign
 
 
-@pytest.fixture
-def audience(app, make_user, make_contact):
-    db.session.add(Segment(name="Todos", filters={}))
-    db.session.commit()
-    contacts = [make_contact(phone=n, country="GT") for n in NUMBERS[:12]]
-    return make_user("officer"), contacts
-
-
 def _due_now(campaign):
     """Expand the drip step and make every row due now (the step's hour may be hours away)."""
     enrol_audience(campaign, now=utcnow() - timedelta(days=1))
@@ -59,24 +51,6 @@ def _due_now(campaign):
     return added
 
 
-@pytest.fixture
-def live_app(app):
-    import threading as _threading
-
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = _threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    old = app.config["C4D_PUBLIC_URL"]
-    app.config["C4D_PUBLIC_URL"] = f"http://127.0.0.1:{server.server_port}"
-    try:
-        yield app
-    finally:
-        app.config["C4D_PUBLIC_URL"] = old
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 @pytest.fixture

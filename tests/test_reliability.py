@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from test_outbox import _campaign, _due_now, live_app  # noqa: F401  (fixtures)
+from test_outbox import _campaign, _due_now
 
 from whp_c4d.audience.models import Segment
 from whp_c4d.core.models import utcnow
@@ -63,7 +63,7 @@ def _drain(dispatchers_, start, *, max_ticks=400):
     raise AssertionError("the outbox did not drain")
 
 
-def test_faults_429_500_and_timeouts_still_deliver_exactly_once_within_the_cap(live_app, crowd):  # noqa: F811
+def test_faults_429_500_and_timeouts_still_deliver_exactly_once_within_the_cap(live_app, crowd):
     from whp_c4d.simulator import settings as sim
 
     author, contacts = crowd
@@ -93,7 +93,7 @@ def test_faults_429_500_and_timeouts_still_deliver_exactly_once_within_the_cap(l
     assert statuses <= {"queued", "sent", "delivered"}
 
 
-def test_four_dispatchers_share_a_broadcast_without_duplicates_and_within_the_cap(live_app, crowd):  # noqa: F811
+def test_four_dispatchers_share_a_broadcast_without_duplicates_and_within_the_cap(live_app, crowd):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite runs one dispatcher (a second refuses to start: test_outbox)")
     author, contacts = crowd
@@ -159,3 +159,83 @@ class _NullSession:
 
 TestMessageStatusMachine = MessageStatusMachine.TestCase
 TestMessageStatusMachine.settings = hsettings(max_examples=150, stateful_step_count=25, deadline=None)
+
+
+def _worker_env(app, public_url: str) -> dict:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "C4D_SIM_"))}
+    env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY=app.config["SECRET_KEY"],
+               C4D_DATA_KEY=app.config["C4D_DATA_KEY"], C4D_PUBLIC_URL=public_url,
+               C4D_SIMULATOR_AUTH_TOKEN=app.config["C4D_SIMULATOR_AUTH_TOKEN"],
+               C4D_DISPATCH_LEASE_SECONDS="3", C4D_RECONCILE_GRACE_SECONDS="3",
+               C4D_DISPATCH_LOCK_STALE_SECONDS="2", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _count(statuses) -> int:
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(OutboundMessage).where(
+        OutboundMessage.status.in_(statuses))) or 0
+
+
+def test_sigkill_mid_broadcast_then_restart_sends_everybody_exactly_once(
+        live_app, app, make_user, make_contact, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from whp_c4d.simulator import settings as sim
+
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    numbers = fictional_numbers("GT", 150, start=5000)
+    contacts = [make_contact(phone=n) for n in numbers]
+    save_sender(None, name="GT", channel="sms", from_address=fictional_numbers("GT", 1, start=4000)[0],
+                countries=["GT"], cap_per_second=40)
+    sim.save({"latency_ms": "20-60"})
+    db.session.commit()
+    _due_now(_campaign(make_user("officer")))
+    c4d = [str(Path(sys.executable).with_name("c4d")), "worker", "--no-scheduler", "--pool", "8"]
+    env = _worker_env(live_app, live_app.config["C4D_PUBLIC_URL"])
+    log = (tmp_path / "worker.log").open("w")
+    try:
+        first = subprocess.Popen(c4d, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while _sent_count() < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)  # mid-broadcast: no clean-up, leases and the lock left behind
+        first.wait(10)
+        at_kill = _sent_count()
+        assert 0 < at_kill < len(contacts), at_kill
+        second = subprocess.Popen(c4d, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while _count(("pending", "sending", "uncertain", "claimed")) and time.monotonic() < deadline:
+                time.sleep(0.25)
+        finally:
+            second.terminate()
+            try:
+                second.wait(20)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                second.wait(10)
+                raise AssertionError("the worker did not stop on SIGTERM:\n"
+                                     + (tmp_path / "worker.log").read_text()[-3000:]) from None
+    finally:
+        log.close()
+        sim.reset()
+        db.session.commit()
+    sent = _sent_per_person()
+    assert _count(("pending", "sending", "uncertain", "claimed")) == 0, (tmp_path / "worker.log").read_text()[-2000:]
+    assert sorted(sent) == sorted(c.current_number.e164 for c in contacts)
+    assert set(sent.values()) == {1}, "somebody got the message twice after the crash"
+
+
+def _sent_count() -> int:
+    from whp_c4d.simulator.models import SimulatorMessage
+
+    db.session.expire_all()
+    return db.session.scalar(sa.select(sa.func.count()).select_from(SimulatorMessage)) or 0

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from test_outbox import _active, _due_now, audience, live_app  # noqa: F401  (fixtures)
+from test_outbox import _active, _due_now
 
 from whp_c4d.extensions import db
 from whp_c4d.messaging.models import OutboundMessage
@@ -34,7 +34,7 @@ def test_scheduled_jobs_carry_no_personal_data(app):
         assert job.args == (app,) and not job.kwargs
 
 
-def test_a_running_worker_sends_the_due_messages_of_an_active_campaign(live_app, audience):  # noqa: F811
+def test_a_running_worker_sends_the_due_messages_of_an_active_campaign(live_app, audience):
     author, contacts = audience
     _due_now(_active(author))
     worker = Worker(live_app, sweep_seconds=3600, idle_sleep=0.05, pool_size=4)

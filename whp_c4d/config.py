@@ -60,6 +60,12 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["TWILIO_SMS_FROM"] = env.get("TWILIO_SMS_FROM")
     cfg["TWILIO_WHATSAPP_FROM"] = env.get("TWILIO_WHATSAPP_FROM")
     cfg["TWILIO_TIMEOUT_SECONDS"] = float(env.get("TWILIO_TIMEOUT_SECONDS", "15"))
+    # Dispatcher timing: how long a claimed send may take before it counts as uncertain, how long a
+    # lookup must find nothing before an uncertain send goes again, and when a silent SQLite dispatcher's
+    # lock may be taken over. Production keeps the defaults; tests of crashes shorten them.
+    cfg["C4D_DISPATCH_LEASE_SECONDS"] = float(env.get("C4D_DISPATCH_LEASE_SECONDS", "60"))
+    cfg["C4D_RECONCILE_GRACE_SECONDS"] = float(env.get("C4D_RECONCILE_GRACE_SECONDS", "120"))
+    cfg["C4D_DISPATCH_LOCK_STALE_SECONDS"] = float(env.get("C4D_DISPATCH_LOCK_STALE_SECONDS", "30"))
     # The Twilio-compatible simulator (/simulator): on by default when no Twilio account is configured,
     # and then the channel talks to it with these simulator-only credentials (see messaging/channels).
     cfg["C4D_SIMULATOR"] = _bool(env.get("C4D_SIMULATOR"), default=not cfg["TWILIO_ACCOUNT_SID"])

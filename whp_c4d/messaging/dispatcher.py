@@ -39,7 +39,7 @@ from .status import apply_status
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=60)  # defaults; the app's C4D_DISPATCH_* settings override them
 LOCK_STALE = timedelta(seconds=30)
 MAX_ATTEMPTS = 5  # sends that reached Twilio's door and failed in a way that may repeat
 MAX_RATE_LIMITED = 30  # 429s were never processed: retrying is safe, so they get far more patience
@@ -99,9 +99,13 @@ def _sender_view(sender: Sender | None, channel: str, config) -> dict:
 
 class Dispatcher:
     def __init__(self, app, *, name: str | None = None, pool_size: int = 16, batch: int = 500,
-                 channel_factory: Callable | None = None, reconcile_grace: timedelta = RECONCILE_GRACE):
+                 channel_factory: Callable | None = None, reconcile_grace: timedelta | None = None):
         self.app = app
-        self.reconcile_grace = reconcile_grace
+        cfg = app.config
+        self.lease = timedelta(seconds=cfg.get("C4D_DISPATCH_LEASE_SECONDS", LEASE.total_seconds()))
+        self.lock_stale = timedelta(seconds=cfg.get("C4D_DISPATCH_LOCK_STALE_SECONDS", LOCK_STALE.total_seconds()))
+        self.reconcile_grace = reconcile_grace or timedelta(
+            seconds=cfg.get("C4D_RECONCILE_GRACE_SECONDS", RECONCILE_GRACE.total_seconds()))
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
         self.batch = batch
         self.pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="c4d-send")
@@ -125,7 +129,8 @@ class Dispatcher:
     def _take_sqlite_lock(self, now: datetime | None = None) -> None:
         now = now or utcnow()
         row = db.session.get(DispatcherLock, "dispatcher")
-        if row is not None and row.holder != self.name and now - row.heartbeat_at < LOCK_STALE:
+        if (row is not None and row.holder != self.name and now - row.heartbeat_at < self.lock_stale
+                and not _holder_is_dead(row.holder)):
             db.session.rollback()
             raise DispatcherBusy(
                 f"another dispatcher ({row.holder}) is running on this SQLite database; SQLite allows one. "
@@ -223,7 +228,7 @@ class Dispatcher:
             budget.used += units
             number = contact.current_number
             to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
-            row.status, row.attempts, row.lease_until = "sending", row.attempts + 1, now + LEASE
+            row.status, row.attempts, row.lease_until = "sending", row.attempts + 1, now + self.lease
             row.claimed_by, row.sender_id, row.sent_channel, row.updated_at = self.name, sender["id"], channel, now
             if channel == "sms":
                 row.segments = units
@@ -311,10 +316,16 @@ class Dispatcher:
             return 0
         done = 0
         channel = self._channel()
-        for row in rows:
+        ids = [r.id for r in rows]
+        db.session.commit()  # never hold a transaction (on SQLite: the write lock) across an HTTP call
+        for row_id in ids:
+            row = db.session.get(OutboundMessage, row_id)
+            if row is None or row.status != "uncertain":
+                continue
             try:
                 found = self._lookup(channel, row)
             except ch.SendError:
+                db.session.rollback()
                 continue  # Twilio unreachable: try again next tick, never resend blindly
             if found is not None:
                 row.provider_sid = found.sid
@@ -323,11 +334,11 @@ class Dispatcher:
                 apply_status(db.session, row, found.status, found.error_code, source="lookup", log_event=False)
                 row.sent_at = row.sent_at or now
                 done += 1
-            elif now - _claimed_at(row) >= self.reconcile_grace:
+            elif now - _claimed_at(row, self.lease) >= self.reconcile_grace:
                 # Twilio has no such message well after the call: it never got it; send again.
                 row.status, row.reason, row.next_attempt_at, row.updated_at = "pending", "resend_after_lookup", now, now
                 done += 1
-        db.session.commit()
+            db.session.commit()
         return done
 
     def _lookup(self, channel, row: OutboundMessage):
@@ -338,7 +349,7 @@ class Dispatcher:
         if contact is None or contact.current_number is None:
             return None
         to = ("whatsapp:" if row.sent_channel == "whatsapp" else "") + contact.current_number.e164
-        since = _claimed_at(row) - LOOKUP_MARGIN
+        since = _claimed_at(row, self.lease) - LOOKUP_MARGIN
         known = set(db.session.scalars(sa.select(OutboundMessage.provider_sid).where(
             OutboundMessage.contact_id == row.contact_id, OutboundMessage.provider_sid.is_not(None))))
         body = None
@@ -348,6 +359,21 @@ class Dispatcher:
         if body is not None:
             candidates = [c for c in candidates if c.body == body]
         return candidates[0] if len(candidates) == 1 else None
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """A lock left by a process of this machine that no longer exists (killed, crashed) is free at once."""
+    host, _sep, rest = holder.partition(":")
+    pid = rest.split(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _after_quiet_hours(row: OutboundMessage, now: datetime) -> datetime | None:
@@ -360,8 +386,8 @@ def _after_quiet_hours(row: OutboundMessage, now: datetime) -> datetime | None:
     return out_of_quiet_hours(local, row.quiet_start, row.quiet_end).astimezone(UTC)
 
 
-def _claimed_at(row: OutboundMessage) -> datetime:
-    return row.lease_until - LEASE if row.lease_until else row.created_at
+def _claimed_at(row: OutboundMessage, lease: timedelta = LEASE) -> datetime:
+    return row.lease_until - lease if row.lease_until else row.created_at
 
 
 def _finish(session: Session, message_id: int, *, status: str, reason: str | None = None,

@@ -9,6 +9,7 @@ with a lookup at Twilio before anything is sent again.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..audience.models import Contact, ContactChannel
 from ..core.localtime import in_quiet_hours, out_of_quiet_hours
@@ -35,7 +36,7 @@ from .models import (
     Sender,
     SenderBudget,
 )
-from .status import apply_status
+from .status import TWILIO_TO_OURS, apply_status
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ MAX_ATTEMPTS = 5  # sends that reached Twilio's door and failed in a way that ma
 MAX_RATE_LIMITED = 30  # 429s were never processed: retrying is safe, so they get far more patience
 VALIDITY_PERIOD = 4 * 3600  # seconds Twilio may hold a message in its queue before giving up
 RECONCILE_GRACE = timedelta(minutes=2)  # a lookup that finds nothing this long after the call: resend
-LOOKUP_MARGIN = timedelta(minutes=10)  # look this far before the call: our clock and Twilio's may differ
+LOOKUP_MARGIN = timedelta(minutes=10)
+HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's pace  # look this far before the call: our clock and Twilio's may differ
 
 
 class DispatcherBusy(RuntimeError):
@@ -62,6 +64,7 @@ class SendJob:
     sender: dict
     fields: dict
     units: int
+    not_before: datetime | None = None  # this job's slot in its sender's second (pacing)
 
 
 @dataclass
@@ -112,6 +115,11 @@ class Dispatcher:
         self.channel_factory = channel_factory or (lambda: ch.channel_from_config(app.config))
         self._local = threading.local()
         self.postgres = db.engine.dialect.name == "postgresql"
+        self.engine = db.engine  # the sending threads use it directly, outside any app context
+        self._inflight: list = []
+        self.max_inflight = pool_size * 4
+        self._pacer = _Pacer(self.pool, self._send)
+        self._spacing = _Spacing()
 
     # --- life cycle --------------------------------------------------------------------------------
 
@@ -120,6 +128,7 @@ class Dispatcher:
             self._take_sqlite_lock()
 
     def stop(self) -> None:
+        self._pacer.stop()
         self.pool.shutdown(wait=True)
         if not self.postgres:
             db.session.execute(sa.delete(DispatcherLock).where(DispatcherLock.name == "dispatcher",
@@ -143,17 +152,32 @@ class Dispatcher:
 
     # --- one tick ----------------------------------------------------------------------------------
 
-    def tick(self, now: datetime | None = None) -> TickStats:
-        """Reconcile what is uncertain, claim what is due within budget, send it, record the results."""
+    def tick(self, now: datetime | None = None, *, wait: bool = True) -> TickStats:
+        """Reconcile what is uncertain, claim what is due within budget, send it, record the results.
+
+        Running on the real clock (``now`` not given), each claimed send waits for its slot in its
+        sender's second, so the rate Twilio sees is even and under the cap. With ``wait=False`` (the
+        worker) the sends run on while the next tick claims; in-flight work is bounded."""
+        pace = now is None
         now = now or utcnow()
         stats = TickStats()
         if not self.postgres:
             self._take_sqlite_lock(now)
         self._expire_leases(now)
         stats.reconciled = self._reconcile(now)
-        jobs = self._claim(now, stats)
-        if jobs:
-            for outcome in self.pool.map(self._send, jobs):
+        self._inflight = [f for f in self._inflight if not f.done()] + self._pacer.take_futures()
+        if len(self._inflight) + self._pacer.waiting() >= self.max_inflight:
+            return stats  # the pool is busy; claim again when it catches up
+        jobs = self._claim(now, stats, pace=pace)
+        if not wait and pace:  # each job leaves at its slot; the pacer keeps pool threads free meanwhile
+            for job in jobs:
+                self._pacer.add(job)
+            return stats
+        futures = [self.pool.submit(self._send, job) for job in jobs]
+        self._inflight.extend(futures)
+        if wait:
+            for future in futures:
+                outcome = future.result()
                 setattr(stats, outcome, getattr(stats, outcome) + 1)
         return stats
 
@@ -174,21 +198,22 @@ class Dispatcher:
             q = q.with_for_update(skip_locked=True)
         return q
 
-    def _budget(self, key: str, cap: int, now: datetime) -> SenderBudget:
+    def _budget(self, key: str, now: datetime) -> SenderBudget:
+        """The sender's row, locked for this claim on PostgreSQL. ``window_start`` holds the sender's next
+        free slot: a continuous token bucket, so no burst can straddle two seconds."""
         q = sa.select(SenderBudget).where(SenderBudget.sender_key == key)
         if self.postgres:
             q = q.with_for_update()
         row = db.session.scalar(q)
-        window = now.replace(microsecond=0)
         if row is None:
-            row = SenderBudget(sender_key=key, window_start=window, used=0)
+            row = SenderBudget(sender_key=key, window_start=now, used=0)
             db.session.add(row)
             db.session.flush()
-        elif row.window_start < window:
-            row.window_start, row.used = window, 0
+        if row.window_start < now:
+            row.window_start = now  # idle capacity is not saved up: no burst after a quiet spell
         return row
 
-    def _claim(self, now: datetime, stats: TickStats) -> list[SendJob]:
+    def _claim(self, now: datetime, stats: TickStats, *, pace: bool = False) -> list[SendJob]:
         from .services import sender_for
 
         config = self.app.config
@@ -197,7 +222,8 @@ class Dispatcher:
             db.session.commit()
             return []
         contacts = {c.id: c for c in db.session.scalars(
-            sa.select(Contact).where(Contact.id.in_({r.contact_id for r in rows})))}
+            sa.select(Contact).where(Contact.id.in_({r.contact_id for r in rows}))
+            .options(selectinload(Contact.numbers), selectinload(Contact.channels)))}
         budgets: dict[str, SenderBudget] = {}
         jobs: list[SendJob] = []
         full: set[str] = set()
@@ -221,10 +247,12 @@ class Dispatcher:
             key = sender["key"]
             if key in full:
                 continue
-            budget = budgets.get(key) or budgets.setdefault(key, self._budget(key, sender["cap"], now))
-            if budget.used + units > sender["cap"] and budget.used > 0:
-                full.add(key)  # this sender's second is spent; its rows wait for the next tick
+            budget = budgets.get(key) or budgets.setdefault(key, self._budget(key, now))
+            slot = budget.window_start
+            if slot >= now + HORIZON:
+                full.add(key)  # this sender's next second is booked; its rows wait for a later tick
                 continue
+            budget.window_start = slot + timedelta(seconds=units / sender["cap"])
             budget.used += units
             number = contact.current_number
             to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
@@ -232,7 +260,8 @@ class Dispatcher:
             row.claimed_by, row.sender_id, row.sent_channel, row.updated_at = self.name, sender["id"], channel, now
             if channel == "sms":
                 row.segments = units
-            jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units))
+            jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
+                                slot if pace else None))
             stats.by_sender[key] = stats.by_sender.get(key, 0) + units
         stats.claimed = len(jobs)
         db.session.commit()  # rows are "sending" before any call leaves the process
@@ -277,35 +306,46 @@ class Dispatcher:
             channel = self._local.channel = self.channel_factory()
         return channel
 
-    def _still_allowed(self, session: Session, job: SendJob) -> bool:
+    def _still_allowed(self, conn, job: SendJob) -> bool:
         """Right before the call: the person may have said STOP since the row was claimed."""
-        row = session.execute(sa.select(ContactChannel.opted_out_at, getattr(ContactChannel, job.purpose)).where(
+        row = conn.execute(sa.select(ContactChannel.opted_out_at, getattr(ContactChannel, job.purpose)).where(
             ContactChannel.contact_id == job.contact_id, ContactChannel.channel == job.channel)).first()
         return row is not None and row[0] is None and bool(row[1])
 
     def _send(self, job: SendJob) -> str:
-        with self.app.app_context(), Session(db.engine) as session:
-            if not self._still_allowed(session, job):
+        """One API call, with plain statements around it: this runs hundreds of times a second."""
+        with self.engine.connect() as conn:
+            allowed = self._still_allowed(conn, job)
+        if not allowed:
+            with Session(self.engine) as session:
                 _finish(session, job.message_id, status="skipped", reason="opted_out_before_send")
-                return "skipped"
-            address = {"from_": job.sender["from_"]} if job.sender["from_"] else {
-                "messaging_service_sid": job.sender["messaging_service_sid"]}
-            try:
-                result = self._channel().send(to=job.to, **address, **job.fields)
-            except ch.SendError as exc:
+            return "skipped"
+        address = {"from_": job.sender["from_"]} if job.sender["from_"] else {
+            "messaging_service_sid": job.sender["messaging_service_sid"]}
+        if job.not_before is not None:  # paced: keep calls at least 1/cap apart even if threads bunch up
+            self._spacing.wait(job.sender["key"], job.units / job.sender["cap"])
+        try:
+            result = self._channel().send(to=job.to, **address, **job.fields)
+        except ch.SendError as exc:
+            with Session(self.engine) as session:
                 return _record_failure(session, job, exc)
-            except Exception:  # noqa: BLE001 - never lose track of a row: unknown outcome means uncertain
-                log.exception("send of message %s raised", job.message_id)
+        except Exception:  # noqa: BLE001 - never lose track of a row: unknown outcome means uncertain
+            log.exception("send of message %s raised", job.message_id)
+            with Session(self.engine) as session:
                 _finish(session, job.message_id, status="uncertain", reason="send_crashed")
-                return "uncertain"
-            msg = session.get(OutboundMessage, job.message_id)
-            msg.provider_sid, msg.sent_at, msg.error_code = result.sid, utcnow(), None
-            session.add(MessageEvent(message_id=msg.id, provider_sid=result.sid, status=result.status,
-                                     source="send"))
-            session.flush()
-            apply_status(session, msg, result.status, None, source="send", log_event=False)
-            session.commit()
-            return "sent"
+            return "uncertain"
+        ours = TWILIO_TO_OURS.get((result.status or "").lower(), "queued")
+        now = utcnow()
+        m = OutboundMessage
+        with self.engine.begin() as conn:
+            # A status callback may have overtaken this reply: only a message still "sending" moves here.
+            conn.execute(sa.update(m).where(m.id == job.message_id).values(
+                provider_sid=result.sid, sent_at=now, error_code=None, updated_at=now,
+                status=sa.case((m.status.in_(("sending", "uncertain", "claimed")), ours), else_=m.status)))
+            conn.execute(sa.insert(MessageEvent).values(message_id=job.message_id, provider_sid=result.sid,
+                                                        status=(result.status or "")[:16], source="send",
+                                                        applied=True, received_at=now))
+        return "sent"
 
     # --- reconciling uncertain rows -------------------------------------------------------------------
 
@@ -359,6 +399,77 @@ class Dispatcher:
         if body is not None:
             candidates = [c for c in candidates if c.body == body]
         return candidates[0] if len(candidates) == 1 else None
+
+
+class _Spacing:
+    """In-process spacing of calls per sender: the database budget decides how many go each second;
+    this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.next_at: dict[str, float] = {}
+
+    def wait(self, key: str, interval: float) -> None:
+        import time
+
+        with self.lock:
+            now = time.monotonic()
+            at = max(self.next_at.get(key, now), now)
+            self.next_at[key] = at + interval
+        if at > now:
+            time.sleep(at - now)
+
+
+class _Pacer:
+    """Hands each claimed job to the pool when its slot comes, so waiting never occupies a sender thread."""
+
+    def __init__(self, pool: ThreadPoolExecutor, send: Callable):
+        self.pool, self.send = pool, send
+        self.heap: list = []
+        self.futures: list = []
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.counter = 0
+        self.thread = threading.Thread(target=self._run, name="c4d-pacer", daemon=True)
+        self.thread.start()
+
+    def add(self, job: SendJob) -> None:
+        with self.cond:
+            self.counter += 1
+            heapq.heappush(self.heap, (job.not_before or utcnow(), self.counter, job))
+            self.cond.notify()
+
+    def waiting(self) -> int:
+        with self.cond:
+            return len(self.heap)
+
+    def take_futures(self) -> list:
+        with self.cond:
+            out, self.futures = self.futures, []
+        return out
+
+    def _run(self) -> None:
+        with self.cond:
+            while not self.stopped:
+                if not self.heap:
+                    self.cond.wait(0.5)
+                    continue
+                due, _n, job = self.heap[0]
+                delay = (due - utcnow()).total_seconds()
+                if delay > 0:
+                    self.cond.wait(min(delay, 0.5))
+                    continue
+                heapq.heappop(self.heap)
+                self.futures.append(self.pool.submit(self.send, job))
+
+    def stop(self) -> None:
+        with self.cond:  # jobs still waiting are sent now: their rows are "sending" and must not be dropped
+            self.stopped = True
+            pending, self.heap = [job for _due, _n, job in self.heap], []
+            self.cond.notify()
+        self.thread.join(5)
+        for job in pending:
+            self.pool.submit(self.send, job)
 
 
 def _holder_is_dead(holder: str) -> bool:

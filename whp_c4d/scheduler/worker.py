@@ -116,11 +116,11 @@ class Worker:
             claimed = 0
             try:
                 with self.app.app_context():
-                    claimed = self.dispatcher.tick().claimed
+                    claimed = self.dispatcher.tick(wait=False).claimed
                     db.session.remove()
             except Exception:  # noqa: BLE001 - keep dispatching; rows are safe in the outbox
                 log.exception("dispatcher tick failed")
-            self.stop_event.wait(0.05 if claimed else self.idle_sleep)
+            self.stop_event.wait(0.01 if claimed else self.idle_sleep)
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()

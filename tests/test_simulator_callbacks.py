@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from helpers import all_database_text
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
-from werkzeug.serving import make_server
 
 from whp_c4d.core.models import utcnow
 from whp_c4d.demo import fictional_numbers
@@ -82,16 +81,9 @@ def receiver():
 
 
 @pytest.fixture
-def simulator_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/simulator"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def simulator_url(live_app):
+    """The mounted simulator, served over HTTP by the app itself (conftest's live_app)."""
+    return live_app.config["C4D_PUBLIC_URL"] + "/simulator"
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from werkzeug.serving import make_server
 
 from whp_c4d.demo import fictional_numbers
 from whp_c4d.extensions import db
@@ -34,17 +33,9 @@ ACCOUNT = "AC" + "1" * 32
 
 
 @pytest.fixture
-def simulator_url(app):
-    """The app itself, served on a free local port, so the SDK talks HTTP to the mounted simulator."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/simulator"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def simulator_url(live_app):
+    """The mounted simulator, served over HTTP by the app itself (conftest's live_app)."""
+    return live_app.config["C4D_PUBLIC_URL"] + "/simulator"
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ and the plan (`plan_step`) the messaging engine will consume, over N fictional c
     python bench/campaign_plan.py --contacts 20000 --database-url postgresql+psycopg://postgres@127.0.0.1/c4d_bench
 
 The database must be empty (it is migrated here). Contacts are inserted in bulk (no numbers: the
-plan needs none). Results go to stdout; copy them into bench/RESULTS.md with the machine.
+plan needs none). Results go to stdout; copy them into bench/README.md with the machine.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..core.i18n import country_name, language_name
 from ..core.localtime import in_quiet_hours
+from ..core.phones import COUNTRY_DEFAULT_TZ
 from ..extensions import db
 from ..messaging.segments import analyse, gsm_safe
 from .models import Campaign, ContentVariable, OfficialDomain, Step, StepContent
@@ -148,16 +150,9 @@ def _content_problems(campaign: Campaign, step: Step) -> list[Problem]:
 
 
 def _audience_zones(campaign: Campaign) -> list[str]:
-    if campaign.segment_id is None:
-        from ..core.phones import COUNTRY_DEFAULT_TZ
-
-        return sorted({COUNTRY_DEFAULT_TZ.get(c, "UTC") for c in campaign.countries})
-    zones = sorted({row[2] for row in db.session.execute(reachable_query(campaign))})
-    if not zones:
-        from ..core.phones import COUNTRY_DEFAULT_TZ
-
-        zones = sorted({COUNTRY_DEFAULT_TZ.get(c, "UTC") for c in campaign.countries})
-    return zones
+    """The audience's zones; without an audience yet, the target countries' usual zones."""
+    zones = {row[2] for row in db.session.execute(reachable_query(campaign))} if campaign.segment_id else set()
+    return sorted(zones or {COUNTRY_DEFAULT_TZ.get(c, "UTC") for c in campaign.countries})
 
 
 def _timing_problems(campaign: Campaign, step: Step, zones: list[str]) -> list[Problem]:
@@ -165,9 +160,7 @@ def _timing_problems(campaign: Campaign, step: Step, zones: list[str]) -> list[P
     n = step.number
     fmt = {"start": campaign.quiet_start.strftime("%H:%M"), "end": campaign.quiet_end.strftime("%H:%M")}
     if step.timezone:
-        from datetime import date as _date
-
-        day = step.at_date or _date.today()
+        day = step.at_date or date.today()
         inside = [z for z in zones if in_quiet_hours(
             step_local_time(step, day, z).time(), campaign.quiet_start, campaign.quiet_end)]
         if zones and len(inside) == len(zones):
@@ -180,13 +173,11 @@ def _timing_problems(campaign: Campaign, step: Step, zones: list[str]) -> list[P
         out.append(Problem("error", "quiet_hours_everyone",
                            {"step": n, "time": step.local_time.strftime("%H:%M"), **fmt}, step.id))
     if step.timing_type == "at" and step.at_date:
-        from datetime import date as _date
-
         if (campaign.start_date and step.at_date < campaign.start_date) or (
                 campaign.end_date and step.at_date > campaign.end_date):
             out.append(Problem("warning", "step_outside_dates", {"step": n, "date": step.at_date.isoformat()},
                                step.id))
-        elif step.at_date < _date.today():
+        elif step.at_date < date.today():
             out.append(Problem("warning", "step_in_past", {"step": n, "date": step.at_date.isoformat()}, step.id))
     return out
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -73,16 +72,8 @@ def occurrences(step: Step, campaign: Campaign, today: date | None = None) -> tu
     start = max(campaign.start_date or today or date.today(), today or date.today())
     if campaign.end_date is None:
         return OPEN_ENDED_OCCURRENCES, True
-    n, day = 0, start
-    while day <= campaign.end_date and n < 1000:
-        if step.every == "weekly" and day.weekday() == step.weekday:
-            n += 1
-        elif step.every == "monthly":
-            last = calendar.monthrange(day.year, day.month)[1]
-            if day.day == min(step.month_day or 1, last):
-                n += 1
-        day += timedelta(days=1)
-    return n, False
+    days = (campaign.end_date - start).days + 1
+    return sum(step.recurs_on(start + timedelta(days=i)) for i in range(max(days, 0))), False
 
 
 def prices() -> dict[tuple[str, str], SegmentPrice]:

@@ -69,7 +69,13 @@ class LoadResult:
 
 
 def parse_yaml(text: str) -> tuple[Any, yaml.Node | None]:
-    return yaml.load(text, Loader=_Loader), yaml.compose(text, Loader=_Loader)
+    """The data and the node tree it came from (for line numbers), from one parse."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
 
 
 def line_of(node: yaml.Node | None, path: str) -> int | None:

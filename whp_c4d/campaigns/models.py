@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -174,6 +175,14 @@ class Step(db.Model):
     @property
     def number(self) -> int:
         return self.position + 1
+
+    def recurs_on(self, day: date) -> bool:
+        """A recurring step's days: its weekday, or its day of the month (the last day in short months)."""
+        if self.every == "weekly":
+            return day.weekday() == self.weekday
+        if self.every == "monthly":
+            return day.day == min(self.month_day or 1, calendar.monthrange(day.year, day.month)[1])
+        return False
 
 
 class StepContent(db.Model):

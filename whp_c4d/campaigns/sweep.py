@@ -7,7 +7,6 @@ who join later get the sequence from their own day 0.
 
 from __future__ import annotations
 
-import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -53,15 +52,8 @@ def due_dates(step: Step, campaign: Campaign, now: datetime) -> list[date]:
     last = (now + LOOKAHEAD + timedelta(days=1)).date()
     if campaign.end_date:
         last = min(last, campaign.end_date)
-    out, day = [], first
-    while day <= last:
-        if step.every == "weekly" and day.weekday() == step.weekday:
-            out.append(day)
-        elif step.every == "monthly" and day.day == min(step.month_day or 1, calendar.monthrange(day.year,
-                                                                                                day.month)[1]):
-            out.append(day)
-        day += timedelta(days=1)
-    return out
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)
+            if step.recurs_on(first + timedelta(days=i))]
 
 
 def _record(step: Step, key: str, status: str, messages: int, now: datetime) -> bool:

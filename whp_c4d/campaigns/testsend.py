@@ -8,28 +8,9 @@ from ..auth.models import User
 from ..auth.services import audit
 from ..core.errors import ServiceError
 from ..messaging.channels import SendError, SendResult, channel_from_config
-from ..messaging.services import sender_for
+from ..messaging.services import sending_address
 from .models import Step
 from .planning import content_for, render, variable_values
-
-# Used only when no sender is configured and the built-in simulator answers: Twilio's own test "From".
-SIMULATOR_FROM = "+15005550006"
-
-
-def _from_for(channel: str, country: str, config: Mapping) -> dict[str, str]:
-    sender = sender_for(channel, country)
-    if sender is not None:
-        if sender.messaging_service_sid:
-            return {"messaging_service_sid": sender.messaging_service_sid}
-        return {"from_": sender.from_address}
-    configured = config.get("TWILIO_WHATSAPP_FROM" if channel == "whatsapp" else "TWILIO_SMS_FROM")
-    if configured:
-        return {"from_": configured}
-    if config.get("TWILIO_MESSAGING_SERVICE_SID"):
-        return {"messaging_service_sid": config["TWILIO_MESSAGING_SERVICE_SID"]}
-    if not config.get("TWILIO_ACCOUNT_SID"):
-        return {"from_": ("whatsapp:" if channel == "whatsapp" else "") + SIMULATOR_FROM}
-    raise ServiceError("test_send_failed", reason="no sender")
 
 
 def send_test(step: Step, user: User, *, language: str | None, channel: str | None, country: str | None,
@@ -46,7 +27,10 @@ def send_test(step: Step, user: User, *, language: str | None, channel: str | No
     _used, content = found
     values = variable_values(country)
     to = ("whatsapp:" if channel == "whatsapp" else "") + user.test_phone
-    fields: dict = {"to": to, **_from_for(channel, country, config)}
+    address = sending_address(channel, country, config)
+    if address is None:
+        raise ServiceError("test_send_failed", reason="no sender")
+    fields: dict = {"to": to, **address.api_fields}
     if channel == "whatsapp" and content.template_sid:
         fields["content_sid"] = content.template_sid
         fields["content_variables"] = {k: render(v, values) for k, v in (content.template_variables or {}).items()}

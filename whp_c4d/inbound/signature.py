@@ -7,10 +7,7 @@ from collections.abc import Mapping
 
 from twilio.request_validator import RequestValidator
 
-
-def auth_token(config: Mapping) -> str:
-    """The token Twilio (or the built-in simulator) signs with."""
-    return config.get("TWILIO_AUTH_TOKEN") or config["C4D_SIMULATOR_AUTH_TOKEN"]
+from ..messaging.channels import auth_token
 
 
 def public_url(config: Mapping, path: str, query: bytes | str) -> str:

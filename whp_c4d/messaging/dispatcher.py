@@ -29,13 +29,12 @@ from ..core.models import utcnow
 from ..extensions import db
 from . import channels as ch
 from .models import (
-    DEFAULT_CAP_PER_SECOND,
     DispatcherLock,
     MessageEvent,
     OutboundMessage,
-    Sender,
     SenderBudget,
 )
+from .services import SendingAddress, sending_address
 from .status import TWILIO_TO_OURS, apply_status
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ class SendJob:
     channel: str
     purpose: str
     to: str
-    sender: dict
+    sender: SendingAddress
     fields: dict
     units: int
     not_before: datetime | None = None  # this job's slot in its sender's second (pacing)
@@ -83,21 +82,6 @@ def whatsapp_window_open(contact_id: int) -> bool:
     """Whether the person wrote to us on WhatsApp in the last 24 hours. Inbound messages (and so the
     window) arrive with the inbound issue; until then every campaign send is business-initiated."""
     return False
-
-
-def _sender_view(sender: Sender | None, channel: str, config) -> dict:
-    """Where the message leaves from and the budget key that caps it."""
-    if sender is not None:
-        return {"key": str(sender.id), "id": sender.id, "cap": sender.cap_per_second,
-                "from_": sender.from_address, "messaging_service_sid": sender.messaging_service_sid}
-    configured = config.get("TWILIO_WHATSAPP_FROM" if channel == "whatsapp" else "TWILIO_SMS_FROM")
-    service = config.get("TWILIO_MESSAGING_SERVICE_SID")
-    if not configured and not service and not config.get("TWILIO_ACCOUNT_SID"):
-        configured = ("whatsapp:" if channel == "whatsapp" else "") + "+15005550006"  # simulator only
-    if configured and channel == "whatsapp" and not configured.startswith("whatsapp:"):
-        configured = "whatsapp:" + configured
-    return {"key": f"default:{channel}", "id": None, "cap": DEFAULT_CAP_PER_SECOND[channel],
-            "from_": configured, "messaging_service_sid": None if configured else service}
 
 
 class Dispatcher:
@@ -214,8 +198,6 @@ class Dispatcher:
         return row
 
     def _claim(self, now: datetime, stats: TickStats, *, pace: bool = False) -> list[SendJob]:
-        from .services import sender_for
-
         config = self.app.config
         rows = db.session.scalars(self._due_query(now)).all()
         if not rows:
@@ -224,6 +206,7 @@ class Dispatcher:
         contacts = {c.id: c for c in db.session.scalars(
             sa.select(Contact).where(Contact.id.in_({r.contact_id for r in rows}))
             .options(selectinload(Contact.numbers), selectinload(Contact.channels)))}
+        senders: dict[tuple[str, str], SendingAddress | None] = {}
         budgets: dict[str, SenderBudget] = {}
         jobs: list[SendJob] = []
         full: set[str] = set()
@@ -243,8 +226,15 @@ class Dispatcher:
                 stats.skipped += 1
                 continue
             channel, fields, units = decision
-            sender = _sender_view(sender_for(channel, row.country), channel, config)
-            key = sender["key"]
+            where = (channel, row.country)
+            if where not in senders:  # one lookup per channel and country per claim, not per row
+                senders[where] = sending_address(channel, row.country, config)
+            sender = senders[where]
+            if sender is None:
+                row.status, row.reason, row.updated_at = "failed", "no_sender", now
+                stats.failed += 1
+                continue
+            key = sender.key
             if key in full:
                 continue
             budget = budgets.get(key) or budgets.setdefault(key, self._budget(key, now))
@@ -252,12 +242,12 @@ class Dispatcher:
             if slot >= now + HORIZON:
                 full.add(key)  # this sender's next second is booked; its rows wait for a later tick
                 continue
-            budget.window_start = slot + timedelta(seconds=units / sender["cap"])
+            budget.window_start = slot + timedelta(seconds=units / sender.cap)
             budget.used += units
             number = contact.current_number
             to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
             row.status, row.attempts, row.lease_until = "sending", row.attempts + 1, now + self.lease
-            row.claimed_by, row.sender_id, row.sent_channel, row.updated_at = self.name, sender["id"], channel, now
+            row.claimed_by, row.sender_id, row.sent_channel, row.updated_at = self.name, sender.sender_id, channel, now
             if channel == "sms":
                 row.segments = units
             jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
@@ -320,15 +310,16 @@ class Dispatcher:
             with Session(self.engine) as session:
                 _finish(session, job.message_id, status="skipped", reason="opted_out_before_send")
             return "skipped"
-        address = {"from_": job.sender["from_"]} if job.sender["from_"] else {
-            "messaging_service_sid": job.sender["messaging_service_sid"]}
         if job.not_before is not None:  # paced: keep calls at least 1/cap apart even if threads bunch up
-            self._spacing.wait(job.sender["key"], job.units / job.sender["cap"])
+            self._spacing.wait(job.sender.key, job.units / job.sender.cap)
         try:
-            result = self._channel().send(to=job.to, **address, **job.fields)
+            result = self._channel().send(to=job.to, **job.sender.api_fields, **job.fields)
         except ch.SendError as exc:
             with Session(self.engine) as session:
-                return _record_failure(session, job, exc)
+                outcome = _record_failure(session, job, exc)
+            if exc.kind == ch.OPTED_OUT:
+                self._opt_out(job)
+            return outcome
         except Exception:  # noqa: BLE001 - never lose track of a row: unknown outcome means uncertain
             log.exception("send of message %s raised", job.message_id)
             with Session(self.engine) as session:
@@ -346,6 +337,20 @@ class Dispatcher:
                                                         status=(result.status or "")[:16], source="send",
                                                         applied=True, received_at=now))
         return "sent"
+
+    def _opt_out(self, job: SendJob) -> None:
+        """Twilio says the person replied STOP to this sender (21610): the channel is opted out through
+        the consent service, in the ledger and the current state, like a STOP we received ourselves."""
+        from ..audience.services import record_consent
+
+        with self.app.app_context():
+            contact = db.session.get(Contact, job.contact_id)
+            state = contact.channel(job.channel) if contact is not None else None
+            if state is not None and state.opted_out_at is None:
+                record_consent(contact, job.channel, granted=False, source="keyword", actor=None,
+                               notice_version="twilio-21610")
+                db.session.commit()
+            db.session.remove()
 
     # --- reconciling uncertain rows -------------------------------------------------------------------
 
@@ -524,22 +529,6 @@ def _record_failure(session: Session, job: SendJob, exc: ch.SendError) -> str:
         msg.reason = {ch.RETRY: "too_many_attempts", ch.OPTED_OUT: "opted_out_at_twilio",
                       ch.INVALID_NUMBER: "invalid_number", ch.WINDOW: "whatsapp_window_closed"}.get(exc.kind, "error")
         outcome = "failed"
-        if exc.kind == ch.OPTED_OUT:
-            _opt_out(session, job)
     session.add(MessageEvent(message_id=msg.id, status=msg.status, error_code=exc.code, source="send"))
     session.commit()
     return outcome
-
-
-def _opt_out(session: Session, job: SendJob) -> None:
-    """Twilio says the person replied STOP to this sender (21610): the channel is opted out, in the
-    ledger and in the current state, like a STOP we received ourselves."""
-    from ..audience.models import ConsentEvent
-
-    now = utcnow()
-    row = session.get(ContactChannel, (job.contact_id, job.channel))
-    if row is not None and row.opted_out_at is None:
-        row.opted_out_at, row.campaigns, row.polls = now, False, False
-    for purpose in ("campaigns", "polls"):
-        session.add(ConsentEvent(contact_id=job.contact_id, channel=job.channel, purpose=purpose, granted=False,
-                                 source="keyword", notice_version="twilio-21610", at=now, recorded_at=now))

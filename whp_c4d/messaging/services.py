@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -38,6 +39,44 @@ def sender_for(channel: str, country: str | None) -> Sender | None:
         if country and country in (sender.countries or []):
             return sender
     return next((s for s in rows if s.is_default), None)
+
+
+# Twilio's magic test "From": what the built-in simulator sends from when no sender is configured.
+SIMULATOR_FROM = "+15005550006"
+
+
+@dataclass(frozen=True)
+class SendingAddress:
+    """Where a message leaves from, and the budget key and cap that pace it."""
+
+    key: str
+    sender_id: int | None
+    cap: int
+    from_: str | None
+    messaging_service_sid: str | None
+
+    @property
+    def api_fields(self) -> dict[str, str]:
+        return {"from_": self.from_} if self.from_ else {"messaging_service_sid": self.messaging_service_sid}
+
+
+def sending_address(channel: str, country: str | None, config: Mapping) -> SendingAddress | None:
+    """The configured sender for the channel and country; else the default ``TWILIO_*`` settings; else,
+    with no Twilio account (the simulator), Twilio's test number. None when nothing can send."""
+    sender = sender_for(channel, country)
+    if sender is not None:
+        return SendingAddress(str(sender.id), sender.id, sender.cap_per_second, sender.from_address,
+                              sender.messaging_service_sid)
+    configured = config.get("TWILIO_WHATSAPP_FROM" if channel == "whatsapp" else "TWILIO_SMS_FROM")
+    service = config.get("TWILIO_MESSAGING_SERVICE_SID")
+    if not configured and not service and not config.get("TWILIO_ACCOUNT_SID"):
+        configured = SIMULATOR_FROM
+    if not configured and not service:
+        return None
+    if configured and channel == "whatsapp" and not configured.startswith("whatsapp:"):
+        configured = "whatsapp:" + configured
+    return SendingAddress(f"default:{channel}", None, DEFAULT_CAP_PER_SECOND[channel], configured,
+                          None if configured else service)
 
 
 def _clean_address(channel: str, raw: str | None) -> str | None:

@@ -39,24 +39,16 @@ def _save(sender: Sender | None, form: SenderForm) -> Sender:
 @bp.route("/admin/senders/new", methods=["GET", "POST"])
 @requires("senders.manage")
 def sender_new():
-    form = _sender_form()
-    if form.validate_on_submit():
-        try:
-            _save(None, form)
-        except ServiceError as exc:
-            db.session.rollback()
-            flash(exc.message, "error")
-        else:
-            db.session.commit()
-            flash(_("Sender saved."), "success")
-            return redirect(url_for("messaging.senders"))
-    return render_template("messaging/sender_form.html", form=form, sender=None)
+    return _sender_page(None)
 
 
 @bp.route("/admin/senders/<int:sender_id>", methods=["GET", "POST"])
 @requires("senders.manage")
 def sender_edit(sender_id: int):
-    sender = db.session.get(Sender, sender_id) or abort(404)
+    return _sender_page(db.session.get(Sender, sender_id) or abort(404))
+
+
+def _sender_page(sender: Sender | None):
     form = _sender_form(sender)
     if form.validate_on_submit():
         try:

@@ -30,6 +30,7 @@ from ..core import phones
 from ..core.crypto import keys
 from ..core.models import utcnow
 from ..extensions import db
+from ..messaging import services as messaging_services
 from ..messaging.models import Sender
 from ..messaging.segments import segments
 from . import settings as sim_settings
@@ -649,7 +650,7 @@ def reply_targets(handset: Handset) -> list[str]:
     return seen
 
 
-SIMULATOR_FROM = "+15005550006"  # what the app sends from when no sender is configured (simulator only)
+SIMULATOR_FROM = messaging_services.SIMULATOR_FROM  # what the app sends from when no sender is configured
 
 
 def new_phone_targets() -> list[str]:

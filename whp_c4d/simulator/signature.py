@@ -13,6 +13,8 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
+from ..messaging.channels import auth_token
+
 
 def _pairs(params: Mapping[str, object] | Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     items = params.items() if isinstance(params, Mapping) else params
@@ -42,4 +44,4 @@ def compute_signature(auth_token: str, url: str,
 def signing_token(config: Mapping) -> str:
     """The token the simulator signs with: the real account's when one is configured (the app validates
     webhooks with it), else the simulator's own (the one ``TwilioChannel.from_config`` sends)."""
-    return config.get("TWILIO_AUTH_TOKEN") or config["C4D_SIMULATOR_AUTH_TOKEN"]
+    return auth_token(config)

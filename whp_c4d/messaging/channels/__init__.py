@@ -83,6 +83,12 @@ class Channel(Protocol):
     def close(self) -> None: ...
 
 
+def auth_token(config: Mapping) -> str:
+    """The token Twilio signs webhooks with: the configured account's, else the built-in simulator's
+    (the one ``channel_from_config`` sends with, and the simulator signs its callbacks with)."""
+    return config.get("TWILIO_AUTH_TOKEN") or config["C4D_SIMULATOR_AUTH_TOKEN"]
+
+
 def channel_from_config(config: Mapping) -> Channel:
     """The channel the app's configuration asks for: Twilio, or the simulator when no account is set."""
     from .twilio import TwilioChannel

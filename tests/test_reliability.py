@@ -168,8 +168,8 @@ def _worker_env(app, public_url: str) -> dict:
     env.update(DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY=app.config["SECRET_KEY"],
                C4D_DATA_KEY=app.config["C4D_DATA_KEY"], C4D_PUBLIC_URL=public_url,
                C4D_SIMULATOR_AUTH_TOKEN=app.config["C4D_SIMULATOR_AUTH_TOKEN"],
-               C4D_DISPATCH_LEASE_SECONDS="3", C4D_RECONCILE_GRACE_SECONDS="3",
-               C4D_DISPATCH_LOCK_STALE_SECONDS="2", PYTHONUNBUFFERED="1")
+               C4D_DISPATCH_LEASE_SECONDS="6", C4D_RECONCILE_GRACE_SECONDS="3",
+               C4D_DISPATCH_LOCK_STALE_SECONDS="2", TWILIO_TIMEOUT_SECONDS="2", PYTHONUNBUFFERED="1")
     return env
 
 
@@ -232,6 +232,63 @@ def test_sigkill_mid_broadcast_then_restart_sends_everybody_exactly_once(
     assert _count(("pending", "sending", "uncertain", "claimed")) == 0, (tmp_path / "worker.log").read_text()[-2000:]
     assert sorted(sent) == sorted(c.current_number.e164 for c in contacts)
     assert set(sent.values()) == {1}, "somebody got the message twice after the crash"
+
+
+BROADCAST = 10_000
+
+
+def test_sigkill_mid_broadcast_of_ten_thousand_then_restart_everybody_gets_exactly_one(
+        app, make_user, fake_twilio, tmp_path):
+    """Scenario 1 at full size: a worker is killed with SIGKILL while 10,000 messages are going out
+    (rows claimed, calls in flight, the lock held); a new worker finishes. The fake Twilio counts what
+    each number received: every number exactly once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from helpers import bulk_contacts
+
+    db.session.add(Segment(name="Todos", filters={}))
+    numbers = bulk_contacts(BROADCAST)
+    save_sender(None, name="GT", channel="sms", from_address=fictional_numbers("GT", 1, start=4000)[0],
+                countries=["GT"], cap_per_second=1000)
+    db.session.commit()
+    assert _due_now(_campaign(make_user("officer"))) == BROADCAST
+    c4d = [str(Path(sys.executable).with_name("c4d")), "worker", "--no-scheduler", "--pool", "16"]
+    env = _worker_env(app, "http://127.0.0.1:9")  # nobody listens: status callbacks are not part of this
+    env.update(TWILIO_API_BASE=fake_twilio.base, TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="fake")
+    log = (tmp_path / "worker.log").open("w")
+
+    def received() -> int:
+        return len(fake_twilio.stats()["stamps"])
+
+    try:
+        first = subprocess.Popen(c4d, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while (received() < BROADCAST // 5 or not _count(("sending",))) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)  # rows claimed and calls in flight, the SQLite lock held
+        first.wait(10)
+        at_kill = received()
+        assert 0 < at_kill < BROADCAST, at_kill
+        second = subprocess.Popen(c4d, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 300
+            while _count(("pending", "sending", "uncertain", "claimed")) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            second.terminate()
+            second.wait(30)
+    finally:
+        log.close()
+    assert _count(("pending", "sending", "uncertain", "claimed")) == 0, (tmp_path / "worker.log").read_text()[-2000:]
+    per_to = fake_twilio.stats()["per_to"]
+    assert sorted(per_to) == sorted(numbers)
+    twice = [n for n, c in per_to.items() if c != 1]
+    assert not twice, f"{len(twice)} people got the message more than once after the crash"
+    assert _count(("queued",)) == BROADCAST
 
 
 def _sent_count() -> int:

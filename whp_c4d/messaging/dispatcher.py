@@ -14,6 +14,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +66,8 @@ class SendJob:
     fields: dict
     units: int
     not_before: datetime | None = None  # this job's slot in its sender's second (pacing)
+    claimed_at: datetime | None = None  # the tick's time at the claim (the tests' clocks may be simulated)
+    claimed_mono: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -90,6 +94,10 @@ class Dispatcher:
         self.app = app
         cfg = app.config
         self.lease = timedelta(seconds=cfg.get("C4D_DISPATCH_LEASE_SECONDS", LEASE.total_seconds()))
+        # A call starts only if its row's lease outlasts the HTTP timeout by a second.
+        self.call_budget = timedelta(seconds=cfg.get("TWILIO_TIMEOUT_SECONDS", 15) + 1)
+        if self.lease <= self.call_budget:
+            raise ValueError("C4D_DISPATCH_LEASE_SECONDS must exceed TWILIO_TIMEOUT_SECONDS by more than a second")
         self.lock_stale = timedelta(seconds=cfg.get("C4D_DISPATCH_LOCK_STALE_SECONDS", LOCK_STALE.total_seconds()))
         self.reconcile_grace = reconcile_grace or timedelta(
             seconds=cfg.get("C4D_RECONCILE_GRACE_SECONDS", RECONCILE_GRACE.total_seconds()))
@@ -152,7 +160,8 @@ class Dispatcher:
         self._inflight = [f for f in self._inflight if not f.done()] + self._pacer.take_futures()
         if len(self._inflight) + self._pacer.waiting() >= self.max_inflight:
             return stats  # the pool is busy; claim again when it catches up
-        jobs = self._claim(now, stats, pace=pace)
+        room = self.max_inflight - len(self._inflight) - self._pacer.waiting()
+        jobs = self._claim(now, stats, pace=pace, limit=min(room, self.batch) if not wait else self.batch)
         if not wait and pace:  # each job leaves at its slot; the pacer keeps pool threads free meanwhile
             for job in jobs:
                 self._pacer.add(job)
@@ -173,11 +182,11 @@ class Dispatcher:
             .values(status="uncertain", reason="lease_expired", updated_at=now))
         db.session.commit()
 
-    def _due_query(self, now: datetime) -> sa.Select:
+    def _due_query(self, now: datetime, limit: int) -> sa.Select:
         q = (sa.select(OutboundMessage)
              .where(OutboundMessage.status == "pending", OutboundMessage.earliest_at <= now,
                     sa.or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
-             .order_by(OutboundMessage.earliest_at, OutboundMessage.id).limit(self.batch))
+             .order_by(OutboundMessage.earliest_at, OutboundMessage.id).limit(limit))
         if self.postgres:
             q = q.with_for_update(skip_locked=True)
         return q
@@ -197,9 +206,12 @@ class Dispatcher:
             row.window_start = now  # idle capacity is not saved up: no burst after a quiet spell
         return row
 
-    def _claim(self, now: datetime, stats: TickStats, *, pace: bool = False) -> list[SendJob]:
+    def _claim(self, now: datetime, stats: TickStats, *, pace: bool = False, limit: int | None = None
+               ) -> list[SendJob]:
+        """Due rows within each sender's budget, marked ``sending``; at most ``limit`` (the room left in
+        the pool: a claimed row waits for a thread, and its lease runs while it waits)."""
         config = self.app.config
-        rows = db.session.scalars(self._due_query(now)).all()
+        rows = db.session.scalars(self._due_query(now, limit or self.batch)).all()
         if not rows:
             db.session.commit()
             return []
@@ -251,7 +263,7 @@ class Dispatcher:
             if channel == "sms":
                 row.segments = units
             jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
-                                slot if pace else None))
+                                slot if pace else None, now))
             stats.by_sender[key] = stats.by_sender.get(key, 0) + units
         stats.claimed = len(jobs)
         db.session.commit()  # rows are "sending" before any call leaves the process
@@ -296,24 +308,40 @@ class Dispatcher:
             channel = self._local.channel = self.channel_factory()
         return channel
 
-    def _still_allowed(self, conn, job: SendJob) -> bool:
-        """Right before the call: the person may have said STOP since the row was claimed."""
-        row = conn.execute(sa.select(ContactChannel.opted_out_at, getattr(ContactChannel, job.purpose)).where(
-            ContactChannel.contact_id == job.contact_id, ContactChannel.channel == job.channel)).first()
-        return row is not None and row[0] is None and bool(row[1])
+    def _check(self, job: SendJob) -> str | None:
+        """Right before the call, one read: is the row still ours, with enough lease left for the call to
+        finish (or time out) before anyone may call it uncertain? A job that waited too long (a stalled
+        process, a long queue) may already be uncertain and reconciled, even resent: it must not go.
+        And the person may have said STOP since the row was claimed. None means go."""
+        m, c = OutboundMessage, ContactChannel
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at, getattr(c, job.purpose))
+                .select_from(m).outerjoin(c, sa.and_(c.contact_id == m.contact_id, c.channel == job.channel))
+                .where(m.id == job.message_id)).first()
+        if (row is None or row.status != "sending" or row.claimed_by != self.name
+                or row.lease_until < job.claimed_at + timedelta(seconds=time.monotonic() - job.claimed_mono)
+                + self.call_budget):
+            return "stale"
+        if row.opted_out_at is not None or not row[4]:
+            return "opted_out"
+        return None
 
     def _send(self, job: SendJob) -> str:
         """One API call, with plain statements around it: this runs hundreds of times a second."""
-        with self.engine.connect() as conn:
-            allowed = self._still_allowed(conn, job)
-        if not allowed:
+        problem = self._check(job)
+        if problem == "stale":
+            log.warning("message %s waited too long for its call; left to reconciliation", job.message_id)
+            return "uncertain"
+        if problem == "opted_out":
             with Session(self.engine) as session:
                 _finish(session, job.message_id, status="skipped", reason="opted_out_before_send")
             return "skipped"
+        channel = self._channel()  # before the spacing: a thread's first client takes a while to build
         if job.not_before is not None:  # paced: keep calls at least 1/cap apart even if threads bunch up
-            self._spacing.wait(job.sender.key, job.units / job.sender.cap)
+            self._spacing.wait(job.sender.key, job.units, job.sender.cap)
         try:
-            result = self._channel().send(to=job.to, **job.sender.api_fields, **job.fields)
+            result = channel.send(to=job.to, **job.sender.api_fields, **job.fields)
         except ch.SendError as exc:
             with Session(self.engine) as session:
                 outcome = _record_failure(session, job, exc)
@@ -408,21 +436,37 @@ class Dispatcher:
 
 class _Spacing:
     """In-process spacing of calls per sender: the database budget decides how many go each second;
-    this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up."""
+    this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up, and a
+    sliding one-second window over the calls actually started makes sure a stall followed by a catch-up
+    never puts more than the cap into any one second."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.next_at: dict[str, float] = {}
+        self.recent: dict[str, deque] = {}
+        self.used: dict[str, float] = {}
 
-    def wait(self, key: str, interval: float) -> None:
-        import time
-
+    def wait(self, key: str, units: int, cap: float) -> None:
         with self.lock:
             now = time.monotonic()
             at = max(self.next_at.get(key, now), now)
-            self.next_at[key] = at + interval
+            self.next_at[key] = at + units / cap
         if at > now:
             time.sleep(at - now)
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                recent = self.recent.setdefault(key, deque())
+                used = self.used.get(key, 0)
+                while recent and recent[0][0] <= now - 1.0:
+                    used -= recent.popleft()[1]
+                if not recent or used + units <= cap:
+                    recent.append((now, units))
+                    self.used[key] = used + units
+                    return
+                self.used[key] = used
+                pause = recent[0][0] + 1.0 - now
+            time.sleep(max(pause, 0.001))
 
 
 class _Pacer:

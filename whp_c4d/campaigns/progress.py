@@ -1,5 +1,8 @@
 """A campaign's sending progress, from the outbox: counts by status, by country, language and channel,
-failures by reason, the current rate and the time left at the senders' caps. Grouped in SQL."""
+failures by reason, the current rate and the time left at the senders' caps. Grouped in SQL.
+
+Those who operate the campaign see exact counts; anyone else (evaluators) sees counts of 1 to 4 as
+"<5", on the page and in its JSON, as in every report."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from ..core.models import utcnow
+from ..core.smallcells import cell
 from ..extensions import db
 from ..messaging.models import OutboundMessage
 from .estimates import sender_caps
@@ -39,22 +43,29 @@ class Progress:
     eta_seconds: float | None
     missed_occurrences: int
     at: datetime = field(default_factory=utcnow)
+    suppress_small_cells: bool = False  # counts stay exact here; show() is what people see
 
     @property
     def total(self) -> int:
         return sum(self.totals.values())
 
+    def show(self, n: int) -> int | str:
+        """A count of messages (one per person and step occurrence) as this viewer may see it."""
+        return cell(n) if self.suppress_small_cells else n
+
     def as_json(self) -> dict:
-        return {"totals": self.totals, "total": self.total, "rate_per_minute": self.rate_per_minute,
+        show = self.show
+        return {"totals": {k: show(v) for k, v in self.totals.items()}, "total": show(self.total),
+                "rate_per_minute": show(self.rate_per_minute),
                 "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
-                "missed_occurrences": self.missed_occurrences,
-                "groups": [{"country": c, "language": lang, "channel": ch, **cols}
+                "missed_occurrences": self.missed_occurrences, "small_cells_suppressed": self.suppress_small_cells,
+                "groups": [{"country": c, "language": lang, "channel": ch, **{k: show(v) for k, v in cols.items()}}
                            for c, lang, ch, cols in self.by_group],
-                "failures": [{"reason": r, "error_code": code, "count": n} for r, code, n in self.failures],
+                "failures": [{"reason": r, "error_code": code, "count": show(n)} for r, code, n in self.failures],
                 "at": self.at.isoformat()}
 
 
-def progress(campaign: Campaign, now: datetime | None = None) -> Progress:
+def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_cells: bool = False) -> Progress:
     now = now or utcnow()
     m = OutboundMessage
     channel = sa.func.coalesce(m.sent_channel, m.channel)
@@ -89,4 +100,4 @@ def progress(campaign: Campaign, now: datetime | None = None) -> Progress:
         StepOccurrence.step_id.in_([s.id for s in campaign.steps] or [-1]))) or 0
     return Progress(totals=totals, by_group=[(c, lang, ch, cols) for (c, lang, ch), cols in sorted(groups.items())],
                     failures=[(r or "-", code, n) for r, code, n in failures], rate_per_minute=recent,
-                    eta_seconds=eta, missed_occurrences=missed, at=now)
+                    eta_seconds=eta, missed_occurrences=missed, at=now, suppress_small_cells=suppress_small_cells)

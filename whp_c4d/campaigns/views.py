@@ -487,7 +487,8 @@ def campaign_progress(campaign_id: int):
     from .progress import COLUMNS, progress
 
     campaign = services.get_campaign(campaign_id)
-    p = progress(campaign)
+    # Those who operate campaigns (launch, pause) see exact counts; evaluators see 1-4 as "<5".
+    p = progress(campaign, suppress_small_cells=not can(g.user.role, "campaigns.launch"))
     if request.args.get("format") == "json" or request.accept_mimetypes.best == "application/json":
         data = p.as_json()
         for f in data["failures"]:

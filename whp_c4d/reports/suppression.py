@@ -1,8 +1,5 @@
-"""Small-cell suppression: counts of people under 5 are shown as "<5" everywhere."""
+"""Small-cell suppression: counts of people under 5 are shown as "<5" everywhere (see core.smallcells)."""
 
-SMALL_CELL = 5
+from ..core.smallcells import SMALL_CELL, cell
 
-
-def cell(n: int | None) -> str:
-    n = n or 0
-    return "0" if n == 0 else ("<5" if n < SMALL_CELL else str(n))
+__all__ = ["SMALL_CELL", "cell"]

@@ -70,6 +70,7 @@ def seed_demo(echo: Callable[[str], None] = print, contacts: int = 60) -> bool:
                 tags=rng.sample(["demo", "feria-2026", "retorno", "transito", "taller"], k=2),
                 consent=audience.ConsentInput(source=rng.choice(["form", "keyword", "partner_registration"])),
                 partner_id=org.id if country == "GT" else None)
+    _seed_pilot_group(org)
     _seed_campaigns(echo)
     db.session.commit()
     echo("\nDemo users (passwords shown once; change them in “My account”):")
@@ -80,6 +81,29 @@ def seed_demo(echo: Callable[[str], None] = print, contacts: int = 60) -> bool:
 
 
 SHIPPED_CAMPAIGNS = Path(__file__).resolve().parent.parent / "campaigns"
+
+# The walkthrough (docs/walkthrough.md): 20 people of the job-offers campaign's countries, tagged
+# "piloto", in a segment of their own that the demo gives to that campaign (see _prepare_pilot_campaign
+# for the timing it changes so that launch sends at once at any hour).
+PILOT_TAG = "piloto"
+PILOT_SEGMENT = "Demo: grupo piloto (20 contactos)"
+PILOT_CAMPAIGN = "verify-job-offers"
+PILOT_PLAN = [("GT", "es", 5), ("HN", "es", 3), ("SV", "es", 3), ("MX", "es", 2), ("MX", "en", 1),
+              ("HT", "ht", 4), ("HT", "fr", 2)]
+_PILOT_CHANNELS = (["sms"], ["whatsapp"], ["sms", "whatsapp"])
+
+
+def _seed_pilot_group(org: PartnerOrganisation) -> None:
+    """Twenty fictional people with SMS, WhatsApp or both (in turn), in five countries and four
+    languages, all tagged "piloto"; numbers from a range the other demo contacts do not use."""
+    n = 0
+    for i, (country, language, count) in enumerate(PILOT_PLAN):
+        for number in fictional_numbers(country, count, start=600 + 20 * i):
+            audience.create_contact(
+                phone=number, country=country, language=language, channels=_PILOT_CHANNELS[n % 3], actor=None,
+                tags=[PILOT_TAG, "demo"], consent=audience.ConsentInput(source="form"),
+                partner_id=org.id if country == "GT" else None)
+            n += 1
 
 
 def _seed_campaigns(echo: Callable[[str], None]) -> None:
@@ -105,14 +129,42 @@ def _seed_campaigns(echo: Callable[[str], None]) -> None:
     settings.save_price("*", "sms", "0.0450", "USD", admin)
     settings.save_price("*", "whatsapp", "0.0050", "USD", admin)
     everyone = Segment(name="Demo: everyone who consented", filters={"consent": "campaigns"})
-    db.session.add(everyone)
+    pilot = Segment(name=PILOT_SEGMENT, filters={"tags": [PILOT_TAG]}, created_by_id=officer.id)
+    db.session.add_all([everyone, pilot])
     db.session.flush()
     if SHIPPED_CAMPAIGNS.is_dir():
         for result in load_path(SHIPPED_CAMPAIGNS, officer):
             for problem in result.problems:
                 echo(f"warning: {problem}")
+        job_offers = db.session.scalar(sa.select(Campaign).where(Campaign.key == PILOT_CAMPAIGN))
+        if job_offers is not None:
+            _prepare_pilot_campaign(job_offers, pilot, officer)
         for campaign in db.session.scalars(sa.select(Campaign).where(Campaign.segment_id.is_(None))):
             campaign.segment_id = everyone.id
+
+
+def _prepare_pilot_campaign(campaign, segment, officer: User) -> None:
+    """The pilot group as the campaign's audience, and a demo WhatsApp template for every step and
+    language. The shipped file has no template (real ones are approved by WhatsApp, per account):
+    without one, a business-initiated WhatsApp message cannot go, so people with WhatsApp only would be
+    skipped and nobody would show "read". The simulator accepts any well-formed ContentSid; these
+    (HX000…) exist nowhere, so the demo needs the simulator. Saved as the officer's edit, through the
+    same schema as a file, so the campaign still passes its checks and goes through four eyes."""
+    from .campaigns import services as campaigns
+
+    data = campaigns.export_campaign(campaign)
+    data["audience"] = segment.name
+    # The walkthrough must work at whatever hour someone tries it: for these fictional people only,
+    # no quiet hours and step 1 at 00:00 on day 0 (always past), so launch sends at once. Real
+    # campaigns keep the file's 20:00-08:00 and 10:00.
+    data["quiet_hours"] = {"start": "00:00", "end": "00:00"}
+    data["steps"][0]["timing"]["time"] = "00:00"
+    n = 0
+    for step in data["steps"]:
+        for content in step["content"].values():
+            n += 1
+            content["template"] = {"sid": f"HX{n:032x}", "variables": {}}
+    campaigns.replace_campaign(campaign, campaigns.campaign_schema().load(data), officer)
 
 
 @click.command("demo")

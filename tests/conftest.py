@@ -77,7 +77,8 @@ def _empty_tables() -> None:
 
 
 def _reseed_campaign_defaults() -> None:
-    """Put back the rows migration 0002 ships (objectives, content variables), from the migration itself."""
+    """Put back the rows migrations 0002 and 0007 ship (objectives, content variables, keywords), from the
+    migrations themselves."""
     import importlib.util
     from pathlib import Path
 
@@ -91,6 +92,13 @@ def _reseed_campaign_defaults() -> None:
         db.session.add(CampaignObjective(code=code, labels=labels, position=i * 10, active=True))
     for name, description in module.VARIABLES:
         db.session.add(ContentVariable(name=name, description=description))
+    path = path.with_name("0007_inbound.py")
+    spec = importlib.util.spec_from_file_location("_migration_0007", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from whp_c4d.inbound.models import Keyword
+
+    db.session.add_all(Keyword(**row) for row in module.keyword_rows())
 
 
 @pytest.fixture

@@ -105,6 +105,8 @@ class ContactChannel(db.Model):
     campaigns: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     polls: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     opted_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The person's last message to us on this channel: on WhatsApp, free text may be sent for 24 hours.
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     contact: Mapped[Contact] = relationship(back_populates="channels")
 

@@ -1,26 +1,61 @@
-"""POST /twilio/status: Twilio's status callbacks, signature-checked, logged append-only, applied by rank."""
+"""Twilio's webhooks: ``POST /twilio/messages`` (what people send us) and ``POST /twilio/status``
+(status callbacks, logged append-only, applied by rank). Both check the signature against
+C4D_PUBLIC_URL + path + query; a forged or missing one gets 403 and nothing is stored."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from ..core.permissions import public
 from ..extensions import db
 from ..messaging.models import OutboundMessage
 from ..messaging.status import apply_status
+from . import services
 from .signature import is_valid
 
 bp = Blueprint("inbound", __name__)
 log = logging.getLogger(__name__)
 
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+def _signed() -> bool:
+    return is_valid(current_app.config, request.path, request.query_string, request.form,
+                    request.headers.get("X-Twilio-Signature"))
+
+
+@bp.post("/twilio/messages")
+@public  # Twilio has no session: the signature is the authentication
+def inbound_message():
+    """Store the message (once per MessageSid), answer Twilio, and understand it. Answers to the person
+    go through the outbox, so the TwiML is empty: Twilio gets its 200 as soon as the text is safe."""
+    if not _signed():
+        log.warning("inbound message refused: bad or missing signature")
+        return "", 403
+    try:
+        received = services.receive(request.form)
+        db.session.commit()
+    except services.MalformedInbound as exc:
+        db.session.rollback()
+        return Response(f"malformed inbound message: {exc}", 400, mimetype="text/plain")
+    if not received.duplicate:
+        message_id = received.message.id
+        try:
+            direct = services.process(received.message)
+            db.session.commit()
+            services.send_direct(direct, current_app.config)
+        except Exception:  # noqa: BLE001 - the message is stored; the worker finishes it
+            db.session.rollback()
+            log.exception("inbound %s stored but not processed; the worker will retry", message_id)
+    return Response(EMPTY_TWIML, 200, mimetype="text/xml")
+
 
 @bp.post("/twilio/status")
 @public  # Twilio has no session: the signature is the authentication
 def status_callback():
-    if not is_valid(current_app.config, request.path, request.query_string, request.form,
-                    request.headers.get("X-Twilio-Signature")):
+    if not _signed():
         log.warning("status callback refused: bad or missing signature")
         return "", 403
     message_id = request.args.get("m", type=int)

@@ -82,10 +82,13 @@ class TickStats:
     by_sender: dict[str, int] = field(default_factory=dict)
 
 
-def whatsapp_window_open(contact_id: int) -> bool:
-    """Whether the person wrote to us on WhatsApp in the last 24 hours. Inbound messages (and so the
-    window) arrive with the inbound issue; until then every campaign send is business-initiated."""
-    return False
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def whatsapp_window_open(contact: Contact, now: datetime) -> bool:
+    """Whether the person wrote to us on WhatsApp in the last 24 hours: then free text may go."""
+    state = contact.channel("whatsapp")
+    return bool(state and state.last_inbound_at and now - state.last_inbound_at < WHATSAPP_WINDOW)
 
 
 class Dispatcher:
@@ -232,7 +235,7 @@ class Dispatcher:
                 row.earliest_at, row.updated_at = later, now
                 continue
             contact = contacts.get(row.contact_id)
-            decision = self._decide(row, contact)
+            decision = self._decide(row, contact, now)
             if isinstance(decision, str):  # a reason to skip
                 row.status, row.reason, row.updated_at = "skipped", decision, now
                 stats.skipped += 1
@@ -269,21 +272,27 @@ class Dispatcher:
         db.session.commit()  # rows are "sending" before any call leaves the process
         return jobs
 
-    def _decide(self, row: OutboundMessage, contact: Contact | None):
+    def _decide(self, row: OutboundMessage, contact: Contact | None, now: datetime):
         """The channel, API fields and units for this row now, or the reason it cannot go."""
-        if contact is None or contact.status != "active":
+        if contact is None or (contact.status != "active" and row.purpose != "reply"):
             return "not_active"
         if contact.current_number is None:
             return "no_number"
+        callback = self.app.config["C4D_PUBLIC_URL"].rstrip("/") + f"/twilio/status?m={row.id}"
+        base = {"status_callback": callback, "validity_period": VALIDITY_PERIOD}
+        if row.purpose == "reply":  # an answer to what the person just sent: no campaign consent needed
+            if row.channel == "whatsapp":
+                if not whatsapp_window_open(contact, now):
+                    return "whatsapp_window_closed"
+                return "whatsapp", {**base, "body": row.body}, 1
+            return "sms", {**base, "body": row.body}, max(row.segments, 1)
 
         def consented(name: str) -> bool:
             c = contact.channel(name)
             return c is not None and c.opted_out_at is None and bool(getattr(c, row.purpose, False))
 
-        callback = self.app.config["C4D_PUBLIC_URL"].rstrip("/") + f"/twilio/status?m={row.id}"
-        base = {"status_callback": callback, "validity_period": VALIDITY_PERIOD}
         if row.channel == "whatsapp" and consented("whatsapp"):
-            if whatsapp_window_open(contact.id) and row.body:
+            if row.body and whatsapp_window_open(contact, now):
                 fields = {**base, "body": row.body}
                 if row.media_url:
                     fields["media_url"] = [row.media_url]
@@ -316,14 +325,15 @@ class Dispatcher:
         m, c = OutboundMessage, ContactChannel
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at, getattr(c, job.purpose))
+                sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at,
+                          getattr(c, job.purpose) if job.purpose != "reply" else sa.true())
                 .select_from(m).outerjoin(c, sa.and_(c.contact_id == m.contact_id, c.channel == job.channel))
                 .where(m.id == job.message_id)).first()
         if (row is None or row.status != "sending" or row.claimed_by != self.name
                 or row.lease_until < job.claimed_at + timedelta(seconds=time.monotonic() - job.claimed_mono)
                 + self.call_budget):
             return "stale"
-        if row.opted_out_at is not None or not row[4]:
+        if job.purpose != "reply" and (row.opted_out_at is not None or not row[4]):
             return "opted_out"
         return None
 

@@ -550,3 +550,24 @@ def test_random_signed_payloads_never_produce_a_500(app, client, form):
 def test_keywords_are_admin_data(app):
     rows = db.session.scalars(sa.select(Keyword).where(Keyword.built_in.is_(True))).all()
     assert len(rows) > 60 and {r.action for r in rows} == {"opt_out", "opt_in", "help", "language", "erase", "real"}
+
+
+def test_a_message_stored_but_not_processed_is_finished_by_the_worker_job(app, client, make_contact, monkeypatch):
+    from whp_c4d.scheduler import jobs
+
+    contact = make_contact(phone="+50255500160")
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("processing crashed")
+
+    monkeypatch.setattr(services, "process", crash)
+    assert twilio_post(client, app, sms("+50255500160", "BAJA")).status_code == 200  # Twilio still gets its 200
+    monkeypatch.undo()
+    row = db.session.scalar(sa.select(InboundMessage))
+    assert row.status == "received"
+    row.received_at = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    jobs.inbound(app)
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(InboundMessage.status)) == "processed"
+    assert db.session.get(ContactChannel, (contact.id, "sms")).opted_out_at is not None

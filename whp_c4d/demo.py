@@ -159,6 +159,11 @@ def _prepare_pilot_campaign(campaign, segment, officer: User) -> None:
     # campaigns keep the file's 20:00-08:00 and 10:00.
     data["quiet_hours"] = {"start": "00:00", "end": "00:00"}
     data["steps"][0]["timing"]["time"] = "00:00"
+    # ...and its closing poll (day 21 in the file) goes out right after, so that the walkthrough can
+    # answer it from the phone screen and see the answer in the results.
+    for step in data["steps"]:
+        if step.get("kind") == "poll":
+            step["timing"].update(day=0, time="00:00")
     n = 0
     for step in data["steps"]:
         for content in step["content"].values():

@@ -151,17 +151,16 @@ class OpenQuestion:
 
 
 def open_question(contact: Contact, now: datetime) -> OpenQuestion | None:
-    last = db.session.scalar(
-        sa.select(OutboundMessage).where(OutboundMessage.contact_id == contact.id,
-                                         OutboundMessage.step_id.is_not(None),
-                                         OutboundMessage.purpose != "reply",
-                                         OutboundMessage.sent_at.is_not(None))
-        .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc()).limit(1))
-    if last is None:
+    """The latest poll or menu sent to the person, if its answer window is still open (other campaign
+    messages may have arrived since: the question stays open for its window)."""
+    row = db.session.execute(
+        sa.select(OutboundMessage, Step).join(Step, Step.id == OutboundMessage.step_id)
+        .where(OutboundMessage.contact_id == contact.id, OutboundMessage.sent_at.is_not(None),
+               OutboundMessage.purpose != "reply", Step.kind.in_(("poll", "menu")))
+        .order_by(OutboundMessage.sent_at.desc(), OutboundMessage.id.desc()).limit(1)).first()
+    if row is None:
         return None
-    step = db.session.get(Step, last.step_id)
-    if step is None or step.kind not in ("poll", "menu"):
-        return None
+    last, step = row
     hours = step.answer_window_hours or DEFAULT_POLL_WINDOW_HOURS
     if now - last.sent_at > timedelta(hours=hours):
         return None

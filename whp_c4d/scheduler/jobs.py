@@ -29,3 +29,14 @@ def purge(app) -> None:
         audit("privacy.purged", None, removed=removed)
         db.session.commit()
         db.session.remove()
+
+
+def inbound(app) -> None:
+    """Finish inbound messages a crash left stored but not understood (the webhook normally does it)."""
+    from ..inbound.services import process_pending
+
+    with app.app_context():
+        done = process_pending(app.config)
+        if done:
+            log.info("inbound: %s stored messages processed late", done)
+        db.session.remove()

@@ -98,7 +98,9 @@ def main() -> None:
     fake = mp.Process(target=serve_fake, args=(args.latency_ms / 1000, send), daemon=True)
     fake.start()
     port = receive.recv()
-    cap = args.cap or 1_000_000  # 0: no cap, the highest rate this machine reaches
+    from whp_c4d.messaging.services import MAX_CAP
+
+    cap = args.cap or MAX_CAP  # 0: no cap (the largest a sender may have), the highest rate reached
 
     tmp = tempfile.mkdtemp(prefix="c4d-bench-")
     os.environ["C4D_INSTANCE_PATH"] = tmp

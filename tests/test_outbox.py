@@ -432,3 +432,32 @@ def test_launch_pause_resume_cancel_from_the_cli_and_progress_shows_it(live_app,
     evaluator = make_user("evaluator")
     r = runner.invoke(args=["campaigns", "launch", campaign.key, "--user", evaluator.email])
     assert r.exit_code != 0 and "may not" in r.output
+
+
+def test_a_late_report_read_before_a_newer_one_committed_cannot_undo_it(app, audience):
+    """Two web processes: one reads the message (queued) for a "sent" report while the other commits
+    "delivered"; the first then applies "sent" with what it read. The status stays delivered."""
+    from sqlalchemy.orm import Session
+
+    from whp_c4d.messaging.status import apply_status
+
+    author, _ = audience
+    _due_now(_campaign(author))
+    msg_id = db.session.scalars(sa.select(OutboundMessage.id)).first()
+    db.session.execute(sa.update(OutboundMessage).where(OutboundMessage.id == msg_id).values(status="queued"))
+    db.session.commit()
+    with Session(db.engine) as slow, Session(db.engine) as fast:
+        stale = slow.get(OutboundMessage, msg_id)
+        assert stale.status == "queued"
+        slow.commit()  # what it read stays in memory (expire_on_commit would reload: keep the stale copy)
+        stale_copy = OutboundMessage(id=msg_id, status="queued", provider_sid=None)
+        fresh = fast.get(OutboundMessage, msg_id)
+        assert apply_status(fast, fresh, "delivered", None, source="callback") is True
+        fast.commit()
+        assert apply_status(slow, stale_copy, "sent", None, source="callback") is False
+        slow.commit()
+    db.session.expire_all()
+    assert db.session.get(OutboundMessage, msg_id).status == "delivered"
+    events = db.session.scalars(sa.select(MessageEvent).where(MessageEvent.message_id == msg_id)
+                                .order_by(MessageEvent.id)).all()
+    assert [(e.status, e.applied) for e in events][-2:] == [("delivered", True), ("sent", False)]

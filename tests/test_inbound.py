@@ -571,3 +571,9 @@ def test_a_message_stored_but_not_processed_is_finished_by_the_worker_job(app, c
     db.session.expire_all()
     assert db.session.scalar(sa.select(InboundMessage.status)) == "processed"
     assert db.session.get(ContactChannel, (contact.id, "sms")).opted_out_at is not None
+
+
+def test_everyday_words_one_letter_from_a_keyword_do_not_flag_a_sentence(app, client, make_contact):
+    make_contact(phone="+50255500161")
+    twilio_post(client, app, sms("+50255500161", "Gracias por la información, es muy útil para mi familia"))
+    assert db.session.scalar(sa.select(InboundMessage.flag)) is None

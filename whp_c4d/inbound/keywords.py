@@ -114,7 +114,8 @@ def match_keyword(text: str | None, entries: Sequence[KeywordEntry]) -> KeywordM
 
 
 def mentions(text: str | None, entries: Iterable[KeywordEntry], action: str) -> bool:
-    """Whether a keyword of ``action`` appears inside the message (a word, or a run of words)."""
+    """Whether a keyword of ``action`` appears, exactly, inside the message (a word, or a run of words):
+    with one typo allowed, everyday words would count ("para" is one letter from "parar")."""
     said = normalise(text)
     if not said:
         return False
@@ -124,7 +125,7 @@ def mentions(text: str | None, entries: Iterable[KeywordEntry], action: str) -> 
             continue
         size = len(e.word.split())
         for i in range(len(words) - size + 1):
-            if close_enough(" ".join(words[i:i + size]), e.word):
+            if " ".join(words[i:i + size]) == e.word:  # exact: inside a sentence a typo means nothing
                 return True
     return False
 

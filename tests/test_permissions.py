@@ -51,6 +51,9 @@ def world(app, make_user, make_partner, make_contact, api_token):
     # The simulator's Twilio-style routes (public for the app; they answer 401 without Basic auth).
     ids.update(account_sid=app.config["C4D_SIMULATOR_ACCOUNT_SID"], message_sid="SM" + "0" * 32)
     ids.update(handset_id="0" * 64)  # the phone screen: an unknown handset (404 where allowed)
+    from whp_c4d.inbound.models import Keyword
+
+    ids.update(keyword_id=db.session.query(Keyword.id).filter_by(word="stop").scalar(), ref=contact.pseudonym)
     return users, ids
 
 
@@ -170,7 +173,8 @@ def test_get_requests_never_change_state(app):
     """State changes only through POST: no endpoint that accepts GET is a known mutating one."""
     mutating = {"auth.logout", "audience.contact_reveal", "audience.contact_erase", "audience.privacy_purge",
                 "auth.api_token_revoke", "auth.user_sessions_revoke", "audience.contact_consent",
-                "audience.contact_number", "audience.contact_edit", "audience.segment_save", "core.set_language"}
+                "audience.contact_number", "audience.contact_edit", "audience.segment_save", "core.set_language",
+                "inbox.reveal", "inbox.handled", "inbox.reply"}
     for rule in app.url_map.iter_rules():
         if rule.endpoint in mutating:
             assert "GET" not in rule.methods, rule.rule

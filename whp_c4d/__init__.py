@@ -77,6 +77,14 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(inbound_bp)
     csrf.exempt(inbound_bp)  # Twilio signs its requests; there is no session to forge
+    from .inbound.admin_views import bp as keywords_bp
+    from .inbound.results_views import bp as polls_bp
+
+    app.register_blueprint(keywords_bp)  # keyword administration; CSRF as every form
+    app.register_blueprint(polls_bp)  # poll results pages
+    from .inbound.inbox import bp as inbox_bp
+
+    app.register_blueprint(inbox_bp)  # the officers' inbox: pages and forms, CSRF as usual
     if app.config.get("C4D_SIMULATOR"):
         from .simulator.pages import bp as simulator_ui_bp
         from .simulator.views import bp as simulator_bp

@@ -52,6 +52,7 @@ def build_spec() -> dict:
                     "404": {"description": "Not found or not visible to you"}, **errors}},
     })
     _campaign_paths(spec, errors, ref)
+    _inbound_paths(spec, errors, ref)
     return spec.to_dict()
 
 
@@ -94,3 +95,92 @@ def _campaign_paths(spec: APISpec, errors: dict, ref: dict) -> None:
                          "comment": {"type": "string"}}}}}},
                  "responses": {**one, "400": {"description": "Unknown action"}, **conflict, **errors}},
     })
+
+
+def _inbound_paths(spec: APISpec, errors: dict, ref: dict) -> None:
+    """Conversations (no text in the list), one conversation's messages, a poll's results."""
+    from ..inbound.models import KINDS
+
+    bearer = [{"bearer": []}]
+    invalid = {"400": {"description": "Invalid filter: fields maps each parameter to a message",
+                       "content": {"application/json": {"schema": ref}}}}
+    count = {"oneOf": [{"type": "integer"}, {"type": "string", "enum": ["<5"]}],
+             "description": "People; \"<5\" for 1 to 4 when the caller does not operate campaigns (evaluators)"}
+    spec.components.schema("Conversation", {"type": "object", "properties": {
+        "contact_id": {"type": "integer"},
+        "pseudonym": {"type": "string", "example": "C-7K2M9Q", "description": "Never the phone number"},
+        "country": {"type": "string", "example": "GT"}, "language": {"type": "string", "example": "es"},
+        "last_message_at": {"type": "string", "format": "date-time"},
+        "messages": {"type": "integer", "description": "Messages the person sent us"},
+        "unread": {"type": "integer", "description": "Of those, not yet opened in the inbox"},
+        "kinds": {"type": "array", "items": {"type": "string", "enum": list(KINDS)},
+                  "description": "What we made of their messages"},
+        "flagged": {"type": "boolean", "description": "A message flagged for review (e.g. a possible opt-out "
+                                                      "inside a sentence) is not handled yet"}}})
+    spec.components.schema("ConversationMessage", {"type": "object", "properties": {
+        "direction": {"type": "string", "enum": ["in", "out"]}, "id": {"type": "integer"},
+        "at": {"type": "string", "format": "date-time", "description": "Received (in) or sent (out)"},
+        "channel": {"type": "string", "enum": ["sms", "whatsapp"]}, "text": {"type": "string"},
+        "media": {"type": "integer", "description": "in: number of media attached"},
+        "kind": {"type": "string", "nullable": True, "description": "in: " + ", ".join(KINDS)},
+        "action": {"type": "string", "nullable": True}, "flag": {"type": "string", "nullable": True},
+        "read": {"type": "boolean"}, "handled": {"type": "boolean"},
+        "purpose": {"type": "string", "description": "out: campaigns, polls or reply (the consent it relied on)"},
+        "status": {"type": "string", "description": "out: delivery status"},
+        "campaign_id": {"type": "integer", "nullable": True}, "step_id": {"type": "integer", "nullable": True}}})
+    breakdown = {"type": "object", "additionalProperties": count}
+    counts = {"count": count, "by_language": breakdown, "by_country": breakdown, "by_channel": breakdown}
+    spec.components.schema("PollResults", {"type": "object", "properties": {
+        "step_id": {"type": "integer"}, "step_key": {"type": "string"}, "campaign_id": {"type": "integer"},
+        "question": {"type": "string", "description": "The step's text in the campaign's base language"},
+        "base_language": {"type": "string"}, "occurrence": {"type": "string", "nullable": True},
+        "occurrences": {"type": "array", "items": {"type": "string"}},
+        "small_cells_suppressed": {"type": "boolean"}, "total": count, "answered": count,
+        "choices": {"type": "array", "items": {"type": "object", "properties": {
+            "number": {"type": "integer"}, "label": {"type": "string"}, **counts}}},
+        "not_understood": {"type": "object", "properties": counts,
+                           "description": "Answers not understood after one re-ask, kept as feedback"}}})
+    page = {"limit": {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}}}
+    spec.path(path="/api/v1/conversations", operations={"get": {
+        "summary": "Conversations: one per person who wrote to us, most recent first (no message text)",
+        "security": bearer, "parameters": [
+            page["limit"],
+            {"name": "after", "in": "query", "schema": {"type": "string"}, "description": "Cursor from next"},
+            {"name": "country", "in": "query", "schema": {"type": "string"}},
+            {"name": "language", "in": "query", "schema": {"type": "string"}},
+            {"name": "campaign", "in": "query", "schema": {"type": "integer"},
+             "description": "Conversations with a message about this campaign"},
+            {"name": "kind", "in": "query", "schema": {"type": "string", "enum": list(KINDS)},
+             "description": "Conversations with a message of this kind"},
+            {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"},
+             "description": "Last message at or after this date or time (UTC when no offset)"}],
+        "responses": {"200": {"description": "A page of conversations", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "data": {"type": "array", "items": {"$ref": "#/components/schemas/Conversation"}},
+                "next": {"type": "string", "nullable": True}}}}}}, **invalid, **errors}}})
+    spec.path(path="/api/v1/conversations/{ref}/messages", operations={"get": {
+        "summary": "One person's messages, both ways, newest first, with their texts (officers and "
+                   "administrators only)",
+        "security": bearer, "parameters": [
+            {"name": "ref", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "The contact's pseudonym (C-XXXXXX) or id"},
+            page["limit"],
+            {"name": "before", "in": "query", "schema": {"type": "string"}, "description": "Cursor from next"}],
+        "responses": {"200": {"description": "The contact (pseudonym) and a page of messages", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "contact": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "pseudonym": {"type": "string"}, "country": {"type": "string"},
+                    "language": {"type": "string"}}},
+                "data": {"type": "array", "items": {"$ref": "#/components/schemas/ConversationMessage"}},
+                "next": {"type": "string", "nullable": True}}}}}},
+            "404": {"description": "Not found or not visible to you"}, **invalid, **errors}}})
+    spec.path(path="/api/v1/polls/{step_id}/results", operations={"get": {
+        "summary": "A poll step's results: per choice, by language, country and channel, and the answers "
+                   "not understood",
+        "security": bearer, "parameters": [
+            {"name": "step_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+            {"name": "occurrence", "in": "query", "schema": {"type": "string"},
+             "description": "One sending of a recurring poll (see occurrences); all together when absent"}],
+        "responses": {"200": {"description": "The results", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/PollResults"}}}},
+            "404": {"description": "No poll step with this id"}, **errors}}})

@@ -208,3 +208,6 @@ def campaigns_transition(campaign_id: int):
         return jsonify(error=exc.code, message=exc.message), status
     db.session.commit()
     return jsonify(_campaign_out(campaign))
+
+
+from . import inbound  # noqa: E402,F401  (conversations and poll results, on this blueprint)

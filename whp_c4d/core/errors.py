@@ -54,6 +54,9 @@ MESSAGES = {
                                         "hexadecimal characters)."),
     "invalid_sender_cap": _l("The rate must be a whole number of messages per second from %(min)s to %(max)s."),
     "default_sender_inactive": _l("An inactive sender cannot be the default for its channel."),
+    "keyword_invalid": _l("“%(value)s” cannot be a keyword: write a word or a short phrase (letters or digits, "
+                          "at most 60 characters)."),
+    "keyword_taken": _l("“%(value)s” is already a keyword: a word can do only one thing."),
 }
 
 

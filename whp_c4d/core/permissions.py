@@ -41,8 +41,13 @@ ACTIONS: dict[str, str] = {
     "campaigns.launch": "Launch, pause, resume, complete and archive campaigns",
     "api_tokens.manage": "Create and revoke API tokens",
     "senders.manage": "Manage senders (numbers, Messaging Services, countries, rates)",
+    "inbox.view": "Read people's messages in the inbox (scoped like contacts; marks them read)",
+    "inbox.reply": "Answer people from the inbox and mark conversations as handled",
     "simulator.phone": "Use the Twilio simulator's test phones: read their conversations, reply as the phone",
     "simulator.manage": "Change the Twilio simulator's fault injection (latency, errors, timeouts)",
+    "keywords.manage": "Add, switch off and remove the keywords people send (STOP, HELP, language…)",
+    "conversations.view": "List conversations: pseudonym, country, language, counts (no message text)",
+    "conversations.read": "Read the texts of a conversation: what the person wrote and what we sent",
 }
 
 _ALL = frozenset(ACTIONS)
@@ -57,11 +62,13 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "segments.view", "segments.manage",
             "partners.view",
             "campaigns.view", "campaigns.edit", "campaigns.approve", "campaigns.launch",
+            "inbox.view", "inbox.reply",
             "simulator.phone",
+            "conversations.view", "conversations.read",
         }
     ),
     "evaluator": frozenset({"dashboard.view", "account.edit", "contacts.view", "segments.view",
-                            "campaigns.view"}),
+                            "campaigns.view", "conversations.view"}),
     "partner": frozenset({"dashboard.view", "account.edit", "contacts.view", "contacts.create", "partners.view"}),
 }
 

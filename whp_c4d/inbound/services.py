@@ -458,7 +458,7 @@ def save_keyword(word: str, action: str, language: str, value: str | None, actor
     row = Keyword(word=normal, action=action, language=language, value=value if action == "language" else None)
     db.session.add(row)
     db.session.flush()
-    audit("keyword.added", actor, target_type="keyword", target_id=row.id, word=normal, action=action)
+    audit("keyword.added", actor, target_type="keyword", target_id=row.id, word=normal, keyword_action=action)
     return row
 
 

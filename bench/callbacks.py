@@ -25,6 +25,7 @@ callback, applied events as expected).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import random
@@ -67,6 +68,40 @@ def children(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict, workers: int, log_path: Path, app: str = "wsgi:app", cwd: Path = ROOT):
+    """``gunicorn -w workers app`` on a free port, waited for until every worker answers; yields the
+    port and the workers' pids, and stops it afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "--error-logfile", str(log_path), app], cwd=cwd, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # every worker up: /healthz answers on enough fresh connections
+            try:
+                ok = 0
+                for _ in range(20 * workers):
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    c.request("GET", "/healthz")
+                    ok += c.getresponse().status == 200
+                    c.close()
+                if ok == 20 * workers and len(children(server.pid)) >= workers:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"gunicorn did not start; see {log_path}")
+            time.sleep(0.2)
+        yield port, children(server.pid)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def build_events(n: int, lag: int, duplicates: float, out_of_order: float, rng: random.Random):
@@ -200,30 +235,8 @@ def main() -> None:
                                             random.Random(11))
     requests = sign(events, RequestValidator(AUTH_TOKEN))
 
-    port = free_port()
     log_path = Path(tmp) / "gunicorn.log"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning", "--error-logfile", str(log_path), "wsgi:app"],
-        cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # every worker up: /healthz answers on enough fresh connections
-            try:
-                ok = 0
-                for _ in range(20 * args.workers):
-                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    c.request("GET", "/healthz")
-                    ok += c.getresponse().status == 200
-                    c.close()
-                if ok == 20 * args.workers and len(children(server.pid)) >= args.workers:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"gunicorn did not start; see {log_path}")
-            time.sleep(0.2)
-        workers = children(server.pid)
+    with gunicorn(env, args.workers, log_path) as (port, workers):
         cpu0 = {p: proc_cpu(p) for p in workers}
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         load0 = os.getloadavg()[0]
@@ -232,12 +245,6 @@ def main() -> None:
         server_cpu = sum(proc_cpu(p) - cpu0[p] for p in workers)
         client_cpu = (self1.ru_utime - self0.ru_utime) + (self1.ru_stime - self0.ru_stime)
         load1 = os.getloadavg()[0]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
 
     with app.app_context():
         statuses = dict(db.session.execute(sa.select(OutboundMessage.status, sa.func.count()).where(

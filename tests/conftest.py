@@ -34,6 +34,9 @@ class _FreshGlobalsClient(FlaskClient):
         if has_app_context():
             for key in list(g):
                 g.pop(key)
+        # As a real server does, read the response to the end and close it, so that work registered
+        # with ``call_on_close`` (the inbound webhook understands a message after answering) has run.
+        kwargs.setdefault("buffered", True)
         return super().open(*args, **kwargs)
 
 

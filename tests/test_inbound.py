@@ -350,15 +350,15 @@ def test_erasure_by_sms_asks_then_erases_everything_and_confirms(app, client, li
     from whp_c4d.simulator.models import SimulatorMessage
 
     save_sender(None, name="GT", channel="sms", from_address="+15550199", countries=["GT"], cap_per_second=50)
-    contact = make_contact(phone="+50255500112")
+    contact_id = make_contact(phone="+50255500112").id
     db.session.commit()
     twilio_post(client, live_app, sms("+50255500112", "Mi hija se llama Rosa, vivimos en Tapachula"))
     twilio_post(client, live_app, sms("+50255500112", "BORRAR"))
-    ask = replies(contact.id)[-1]
+    ask = replies(contact_id)[-1]
     assert "SI" in ask.body and ask.occurrence.endswith("erase_ask")
     twilio_post(client, live_app, sms("+50255500112", "Sí"))
     db.session.expire_all()
-    assert db.session.get(Contact, contact.id) is None
+    assert db.session.get(Contact, contact_id) is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(InboundMessage)) == 0
     dump = all_database_text()
     assert "Tapachula" not in dump and "Rosa" not in dump

@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy.orm import selectinload
 
 from ..audience import services as audience
 from ..audience.erasure import erase_contact
-from ..audience.models import Contact, ContactChannel
+from ..audience.models import Contact, ContactChannel, PhoneNumber
 from ..auth.services import audit
 from ..campaigns.models import Campaign, Step, StepContent
 from ..campaigns.planning import render, variable_values
@@ -87,7 +88,10 @@ def receive(form: Mapping[str, str], now: datetime | None = None) -> Received:
     except ValueError:
         raise MalformedInbound("NumMedia is not a number") from None
     body = (form.get("Body") or "")[:1600]
-    contact = audience.find_by_number(parsed.e164)
+    contact = db.session.scalar(  # the contact with its channels, in one query (any of their numbers)
+        sa.select(Contact).join(PhoneNumber, PhoneNumber.contact_id == Contact.id)
+        .where(PhoneNumber.blind_index == keys().blind_index(parsed.e164))
+        .options(selectinload(Contact.channels)))
     if contact is None:
         contact = _new_contact(parsed, body, channel)
     media = [{"url": form.get(f"MediaUrl{i}", "")[:500], "type": form.get(f"MediaContentType{i}", "")[:100]}
@@ -124,8 +128,6 @@ def _new_contact(parsed: phones.ParsedNumber, body: str, channel: str) -> Contac
     # the person chose to write; they still get no campaign until they opt in.
     contact = Contact(pseudonym=audience.new_pseudonym(), status="inbound_only", language=language,
                       country=parsed.country, timezone=phones.timezone_for(parsed.e164, parsed.country))
-    from ..audience.models import PhoneNumber
-
     contact.numbers.append(PhoneNumber(e164=parsed.e164, blind_index=keys().blind_index(parsed.e164),
                                        country=parsed.country))
     db.session.add(contact)
@@ -137,8 +139,10 @@ def _new_contact(parsed: phones.ParsedNumber, body: str, channel: str) -> Contac
 # --- understanding -------------------------------------------------------------------------------------
 
 def keyword_entries() -> list[kw.KeywordEntry]:
-    rows = db.session.scalars(sa.select(Keyword).where(Keyword.active.is_(True)).order_by(Keyword.id))
-    return [kw.KeywordEntry(r.word, r.action, r.language, r.value) for r in rows]
+    """The active keywords, as plain tuples (read on every inbound message: no ORM objects)."""
+    rows = db.session.execute(sa.select(Keyword.word, Keyword.action, Keyword.language, Keyword.value)
+                              .where(Keyword.active.is_(True)).order_by(Keyword.id))
+    return [kw.KeywordEntry(*row) for row in rows]
 
 
 @dataclass
@@ -192,6 +196,11 @@ def process(message: InboundMessage, now: datetime | None = None) -> list[Direct
     alone. The caller commits, then passes what this returns to ``send_direct``."""
     if message.status != "received":
         return []
+    with db.session.no_autoflush:  # the reads below never need this message's pending changes
+        return _process(message, now)
+
+
+def _process(message: InboundMessage, now: datetime | None) -> list[DirectReply]:
     now = now or utcnow()
     contact = db.session.get(Contact, message.contact_id)
     message.status, message.processed_at = "processed", now

@@ -13,6 +13,7 @@ from ..extensions import db
 from ..messaging.models import OutboundMessage
 from ..messaging.status import apply_status
 from . import services
+from .models import InboundMessage
 from .signature import is_valid
 
 bp = Blueprint("inbound", __name__)
@@ -29,8 +30,10 @@ def _signed() -> bool:
 @bp.post("/twilio/messages")
 @public  # Twilio has no session: the signature is the authentication
 def inbound_message():
-    """Store the message (once per MessageSid), answer Twilio, and understand it. Answers to the person
-    go through the outbox, so the TwiML is empty: Twilio gets its 200 as soon as the text is safe."""
+    """Store the message (once per MessageSid) and answer Twilio; understand it after the answer has
+    left (``call_on_close``), so Twilio waits only for the insert. Answers to the person go through
+    the outbox, so the TwiML is empty. A crash after the answer leaves the message ``received``; the
+    worker finishes it."""
     if not _signed():
         log.warning("inbound message refused: bad or missing signature")
         return "", 403
@@ -40,16 +43,25 @@ def inbound_message():
     except services.MalformedInbound as exc:
         db.session.rollback()
         return Response(f"malformed inbound message: {exc}", 400, mimetype="text/plain")
+    response = Response(EMPTY_TWIML, 200, mimetype="text/xml")
     if not received.duplicate:
-        message_id = received.message.id
+        app, message_id = current_app._get_current_object(), received.message.id
+        response.call_on_close(lambda: _understand(app, message_id))
+    return response
+
+
+def _understand(app, message_id: int) -> None:
+    with app.app_context():
         try:
-            direct = services.process(received.message)
+            message = db.session.get(InboundMessage, message_id)
+            direct = services.process(message) if message is not None else []
             db.session.commit()
-            services.send_direct(direct, current_app.config)
+            services.send_direct(direct, app.config)
         except Exception:  # noqa: BLE001 - the message is stored; the worker finishes it
             db.session.rollback()
             log.exception("inbound %s stored but not processed; the worker will retry", message_id)
-    return Response(EMPTY_TWIML, 200, mimetype="text/xml")
+        finally:
+            db.session.remove()
 
 
 @bp.post("/twilio/status")

@@ -21,10 +21,17 @@ from whp_c4d.messaging.models import OutboundMessage
 GT1, GT2, HN1 = "+50255500201", "+50255500202", "+50495500203"
 
 
+@pytest.fixture(autouse=True)
+def _english(client):
+    """The pages' words are checked in English (the app's default language is Spanish)."""
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
 @pytest.fixture
 def officer_client(app, make_user, login):
     officer = make_user("officer")
     client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     login(client, officer)
     return officer, client
 
@@ -127,6 +134,7 @@ def test_evaluators_and_partners_are_refused_everywhere_in_the_inbox(app, client
     contact = make_contact(phone=GT1)
     _write(client, app, GT1, "Hola")
     web = app.test_client()
+    web.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     login(web, make_user(role))
     assert web.get("/inbox").status_code == 403
     assert web.get(f"/inbox/{contact.id}").status_code == 403
@@ -143,6 +151,7 @@ def test_an_officer_limited_to_a_country_sees_and_opens_only_its_conversations(
     _write(client, app, GT1, "Hola desde Guatemala")
     _write(client, app, HN1, "Hola desde Honduras")
     web = app.test_client()
+    web.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
     login(web, make_user("officer", countries=["HN"]))
     html = web.get("/inbox").get_data(as_text=True)
     assert hn.pseudonym in html and gt.pseudonym not in html and "Guatemala" not in html.split("<table")[1]

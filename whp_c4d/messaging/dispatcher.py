@@ -465,13 +465,18 @@ class _Spacing:
     """In-process spacing of calls per sender: the database budget decides how many go each second;
     this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up, and a
     sliding one-second window over the calls actually started makes sure a stall followed by a catch-up
-    never puts more than the cap into any one second."""
+    never puts more than the cap into any one second. For its first two seconds a sender gets half its
+    cap: the first calls open connections, and the set-up delays them while later calls catch up, so
+    at Twilio's end they would bunch."""
+
+    SLOW_START = 2.0  # seconds at half the cap when a sender starts (or restarts) in this process
 
     def __init__(self):
         self.lock = threading.Lock()
         self.next_at: dict[str, float] = {}
         self.recent: dict[str, deque] = {}
         self.used: dict[str, float] = {}
+        self.started: dict[str, float] = {}
 
     def wait(self, key: str, units: int, cap: float) -> None:
         with self.lock:
@@ -487,7 +492,10 @@ class _Spacing:
                 used = self.used.get(key, 0)
                 while recent and recent[0][0] <= now - 1.0:
                     used -= recent.popleft()[1]
-                if not recent or used + units <= cap:
+                if not recent:  # idle for a second: new connections ahead, whose set-up delays the first
+                    self.started[key] = now  # calls and lets later ones catch up with them at Twilio
+                limit = cap / 2 if now - self.started.get(key, now) < self.SLOW_START else cap
+                if not recent or used + units <= limit:
                     recent.append((now, units))
                     self.used[key] = used + units
                     return

@@ -6,12 +6,14 @@ audience, language and quiet-hour rules, so what the officer is shown is what wi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import selectinload
 
 from ..audience import segments as segment_rules
@@ -118,79 +120,190 @@ def enrol_audience(campaign: Campaign, now: datetime | None = None) -> int:
 
 # --- the plan --------------------------------------------------------------------------------------
 
+@dataclass(frozen=True, eq=False)
+class PlannedGroup:
+    """What every recipient with the same country, language, zone, reachable channels and local day
+    gets for one occurrence: a PlannedMessage without its contact. Compared by identity (one object per
+    such combination in a plan), so it can key a cache."""
+
+    country: str
+    timezone: str
+    language: str
+    channel: str
+    body: str
+    segments: int
+    template_sid: str | None
+    template_variables: dict[str, str]  # shared by the group: ``message`` hands each recipient a copy
+    media_url: str | None
+    sms_fallback_body: str | None
+    local_send_at: datetime
+    earliest_utc: datetime
+
+    def message(self, contact_id: int) -> PlannedMessage:
+        return PlannedMessage(
+            contact_id=contact_id, country=self.country, timezone=self.timezone, language=self.language,
+            channel=self.channel, body=self.body, segments=self.segments, template_sid=self.template_sid,
+            template_variables=dict(self.template_variables), media_url=self.media_url,
+            sms_fallback_body=self.sms_fallback_body, local_send_at=self.local_send_at,
+            earliest_utc=self.earliest_utc)
+
+
 def plan_step(step: Step, occurrence: date | None = None, *, contact_ids: list[int] | None = None,
               batch: int = 1000, missing_only: str | None = None) -> Iterator[PlannedMessage]:
-    """Yield what each recipient gets for one occurrence of a step.
+    """Yield what each recipient gets for one occurrence of a step, in contact id order.
 
     ``occurrence``: ignored for a step at a date (it has its own); the local date of this occurrence
     for a recurring step; ignored for a drip step, whose day is each contact's enrolment day + N
     (contacts not enrolled are skipped). Contacts with no consented channel or no content in any
-    language of their chain are skipped.
+    language of their chain are skipped. ``missing_only``: an occurrence key; people who already have
+    a row for it in the outbox are skipped.
+    """
+    for chunk in plan_recipients(step, occurrence, contact_ids=contact_ids, chunk=batch, missing_only=missing_only):
+        for contact_id, group in chunk:
+            yield group.message(contact_id)
+
+
+def plan_recipients(step: Step, occurrence: date | None = None, *, contact_ids: list[int] | None = None,
+                    chunk: int = 1000, missing_only: str | None = None) -> Iterator[list[tuple[int, PlannedGroup]]]:
+    """``plan_step`` for large audiences: lists of at most ``chunk`` (contact id, plan) pairs in contact id
+    order, where recipients who get the same message share one PlannedGroup.
+
+    The recipients' ids are read once (one query without LIMIT or ORDER BY, so the database can
+    hash-join the audience and the enrolments and subtract the outbox as sets), then each chunk's few
+    columns and consented channels are read by id: no ORM objects, no query that starts over for every
+    batch.
     """
     campaign = step.campaign
     if step.timing_type == "recurring" and occurrence is None:
         raise ValueError("a recurring step needs the occurrence date")
-    q = audience_query(campaign).options(selectinload(Contact.channels)).order_by(Contact.id)
-    enrolled: dict[int, datetime] = {}
-    if step.timing_type == "drip":
-        q = q.add_columns(CampaignEnrolment.enrolled_at).join(CampaignEnrolment, sa.and_(
-            CampaignEnrolment.contact_id == Contact.id, CampaignEnrolment.campaign_id == campaign.id))
+    drip = step.timing_type == "drip"
+    enrolled_on = sa.and_(CampaignEnrolment.contact_id == Contact.id, CampaignEnrolment.campaign_id == campaign.id)
+    q = audience_query(campaign).with_only_columns(Contact.id).order_by(None)
+    if drip:
+        q = q.join(CampaignEnrolment, enrolled_on)
     if contact_ids is not None:
         q = q.where(Contact.id.in_(contact_ids))
     if missing_only is not None:  # a re-sweep plans only people this occurrence has not reached yet
         from ..messaging.models import OutboundMessage
 
-        q = q.where(~sa.exists().where(OutboundMessage.step_id == step.id, OutboundMessage.contact_id == Contact.id,
-                                       OutboundMessage.occurrence == missing_only))
-    values_by_country: dict[str, dict[str, str]] = {}
+        # EXCEPT, not NOT EXISTS: a set operation (hash or sort) whatever the statistics say. With none,
+        # or stale ones after a bulk insert, PostgreSQL estimated one audience row and ran the anti-join
+        # as a nested loop that scanned all of the step's rows in the outbox for every contact.
+        q = q.except_(sa.select(OutboundMessage.contact_id).where(OutboundMessage.step_id == step.id,
+                                                                  OutboundMessage.occurrence == missing_only))
+    # Through the session's connection: plain rows, no ORM machinery for a hundred thousand tuples.
+    ids = sorted(db.session.connection().execute(q).scalars().all())
+    if not ids:
+        return
     purpose = purpose_of(step)
-    last_id = 0
-    while True:
-        rows = db.session.execute(q.where(Contact.id > last_id).limit(batch)).all()
-        if not rows:
-            return
-        for row in rows:
-            contact = row[0]
-            last_id = contact.id
-            if step.timing_type == "drip":
-                enrolled[contact.id] = row[1]
-            planned = _plan_one(step, campaign, contact, occurrence, enrolled.get(contact.id), purpose,
-                                values_by_country)
-            if planned is not None:
-                yield planned
+    wanted = [name for name in ("whatsapp", "sms") if name in campaign.channels]  # WhatsApp first
+    contacts = sa.select(Contact.id, Contact.country, Contact.language, Contact.timezone).where(_among(Contact.id))
+    consented = sa.select(ContactChannel.contact_id, ContactChannel.channel).where(
+        _among(ContactChannel.contact_id), ContactChannel.opted_out_at.is_(None),
+        getattr(ContactChannel, purpose).is_(True))
+    # Enrolments by their own key: joined to the contacts above, the planner may hash all of them.
+    enrolments = sa.select(CampaignEnrolment.contact_id, CampaignEnrolment.enrolled_at).where(
+        CampaignEnrolment.campaign_id == campaign.id, _among(CampaignEnrolment.contact_id))
+    planner = _Planner(step, campaign, occurrence)
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        chosen = _among_params(part)
+        conn = db.session.connection()  # the session's, even if the caller committed since the last chunk
+        rows = {r[0]: r for r in conn.execute(contacts, chosen).all()}
+        reach: dict[int, list[str]] = {}
+        for contact_id, channel in conn.execute(consented, chosen).all():
+            if channel in wanted:
+                reach.setdefault(contact_id, []).append(channel)
+        enrolled = dict(conn.execute(enrolments, chosen).all()) if drip else {}
+        planned = []
+        for contact_id in part:
+            row, channels = rows.get(contact_id), reach.get(contact_id)
+            if row is None or not channels or (drip and contact_id not in enrolled):
+                continue
+            group = planner.group(row, tuple(sorted(channels, key=wanted.index)), enrolled.get(contact_id))
+            if group is not None:
+                planned.append((contact_id, group))
+        if planned:
+            yield planned
 
 
-def _plan_one(step: Step, campaign: Campaign, contact: Contact, occurrence: date | None,
-              enrolled_at: datetime | None, purpose: str, values_cache: dict) -> PlannedMessage | None:
-    channels = reachable_channels(contact, campaign, purpose)
-    found = content_for(step, contact.language)
-    if not channels or found is None:
-        return None
-    language, content = found
-    values = values_cache.get(contact.country)
-    if values is None:
-        values = values_cache[contact.country] = variable_values(contact.country)
-    if step.timing_type == "at":
-        day = step.at_date
-    elif step.timing_type == "recurring":
-        day = occurrence
-    else:
-        day = enrolled_at.astimezone(ZoneInfo(contact.timezone)).date() + timedelta(days=step.drip_day or 0)
-    local = out_of_quiet_hours(step_local_time(step, day, contact.timezone), campaign.quiet_start,
-                               campaign.quiet_end)
-    channel = channels[0]
-    fallback_ok = channel == "whatsapp" and campaign.sms_fallback and "sms" in channels
-    key = ("rendered", contact.country, language, channel, fallback_ok)
-    rendered = values_cache.get(key)
-    if rendered is None:  # the same text for everybody in a country, language and channel
-        rendered = values_cache[key] = _render_for(content, channel, values, fallback_ok)
-    body, segs, template_variables, media_url, sms_fallback = rendered
-    return PlannedMessage(
-        contact_id=contact.id, country=contact.country, timezone=contact.timezone, language=language, channel=channel, body=body,
-        segments=segs,
-        template_sid=content.template_sid if channel == "whatsapp" else None,
-        template_variables=dict(template_variables), media_url=media_url,
-        sms_fallback_body=sms_fallback, local_send_at=local, earliest_utc=local.astimezone(UTC))
+def _among(column: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    """``column IN (a chunk of ids)``, the chunk given by ``_among_params``: one text parameter (a
+    comma-separated list on PostgreSQL, a JSON list on SQLite), so every chunk runs the same statement,
+    compiled and prepared once, where ``IN (...)`` renders, sends and parses a thousand placeholders
+    each time. On PostgreSQL the chunk's range is spelt out too: ``= ANY`` alone costs each element as
+    a separate index probe and can make the planner scan the whole table for every chunk, where the
+    range is an index range scan."""
+    ids = sa.bindparam("chosen_ids", type_=sa.Text)
+    if db.engine.dialect.name == "postgresql":
+        return sa.and_(column.between(sa.bindparam("chosen_low"), sa.bindparam("chosen_high")),
+                       column == sa.any_(sa.cast(sa.func.string_to_array(ids, ","), postgresql.ARRAY(sa.Integer))))
+    return column.in_(sa.select(sa.func.json_each(ids).table_valued("value").c.value))
+
+
+def _among_params(ids: list[int]) -> dict:
+    """The parameters of ``_among`` for a sorted list of ids."""
+    if db.engine.dialect.name == "postgresql":
+        return {"chosen_ids": ",".join(map(str, ids)), "chosen_low": ids[0], "chosen_high": ids[-1]}
+    return {"chosen_ids": json.dumps(ids)}
+
+
+class _Planner:
+    """The rules of one step occurrence, computed once per distinct (country, language, zone, channels,
+    day) and remembered: rows of a group differ only by their contact."""
+
+    def __init__(self, step: Step, campaign: Campaign, occurrence: date | None):
+        self.step, self.campaign, self.occurrence = step, campaign, occurrence
+        self.timing = step.timing_type
+        self.day = step.at_date if self.timing == "at" else occurrence  # a drip step: per contact
+        self.drip_days = timedelta(days=step.drip_day or 0)
+        self.groups: dict[tuple, PlannedGroup | None] = {}
+        self.days: dict[tuple, date] = {}
+        self.contents: dict[str, tuple[str, StepContent] | None] = {}
+        self.values: dict[str, dict[str, str]] = {}
+        self.rendered: dict[tuple, tuple] = {}
+
+    def group(self, row, channels: tuple[str, ...], enrolled_at: datetime | None) -> PlannedGroup | None:
+        """The plan of a contact (``row``: id, country, language, timezone) who can be reached on
+        ``channels`` (in order of preference); None when no language of their chain has content."""
+        country, language, zone = row[1], row[2], row[3]
+        day = self.day
+        if self.timing == "drip":  # the local date of their enrolment, plus N days
+            day = self.days.get((enrolled_at, zone))
+            if day is None:
+                day = self.days[(enrolled_at, zone)] = enrolled_at.astimezone(ZoneInfo(zone)).date() + self.drip_days
+        key = (country, language, zone, channels, day)
+        try:
+            return self.groups[key]
+        except KeyError:
+            group = self.groups[key] = self._plan(country, language, zone, channels, day)
+            return group
+
+    def _plan(self, country: str, language: str, zone: str, channels: tuple[str, ...],
+              day: date) -> PlannedGroup | None:
+        step, campaign = self.step, self.campaign
+        if language not in self.contents:
+            self.contents[language] = content_for(step, language)
+        found = self.contents[language]
+        if not channels or found is None:
+            return None
+        language, content = found
+        values = self.values.get(country)
+        if values is None:
+            values = self.values[country] = variable_values(country)
+        local = out_of_quiet_hours(step_local_time(step, day, zone), campaign.quiet_start, campaign.quiet_end)
+        channel = channels[0]
+        fallback_ok = channel == "whatsapp" and campaign.sms_fallback and "sms" in channels
+        key = (country, language, channel, fallback_ok)
+        rendered = self.rendered.get(key)
+        if rendered is None:  # the same text for everybody in a country, language and channel
+            rendered = self.rendered[key] = _render_for(content, channel, values, fallback_ok)
+        body, segs, template_variables, media_url, sms_fallback = rendered
+        return PlannedGroup(
+            country=country, timezone=zone, language=language, channel=channel, body=body, segments=segs,
+            template_sid=content.template_sid if channel == "whatsapp" else None,
+            template_variables=template_variables, media_url=media_url, sms_fallback_body=sms_fallback,
+            local_send_at=local, earliest_utc=local.astimezone(UTC))
 
 
 def _render_for(content: StepContent, channel: str, values: dict[str, str], fallback_ok: bool) -> tuple:

@@ -274,6 +274,10 @@ def test_expansion_gives_the_same_rows_as_before_for_a_varied_audience(varied):
     assert lines == EXPECTED
     by_step = {s.key: sum(1 for line in lines if line.startswith(s.key + " | ")) for s in varied.steps}
     assert added == [by_step[s.key] for s in varied.steps]
+    for step in varied.steps:  # rows get their ids in contact order (the dispatcher's tie-break), as before
+        in_id_order = db.session.scalars(sa.select(OutboundMessage.contact_id).where(
+            OutboundMessage.step_id == step.id).order_by(OutboundMessage.id)).all()
+        assert in_id_order == sorted(in_id_order)
     assert _expand_all(varied) == [0, 0, 0, 0]  # the idle re-sweep adds nothing
     assert _outbox_lines(varied) == EXPECTED
 
@@ -343,3 +347,39 @@ def test_insert_counts_only_the_rows_it_really_added(varied):
     again = db.session.scalars(sa.select(OutboundMessage.contact_id).where(OutboundMessage.step_id == step.id)
                                .order_by(OutboundMessage.id.desc()).limit(3)).all()
     assert again == [rows[4][0], rows[3][0], rows[0][0]]  # inserted in the order given
+
+
+def test_two_workers_expanding_at_once_add_each_row_once_and_count_it_once(app, varied):
+    """PostgreSQL: the second worker plans the rows the first has inserted but not committed yet; its
+    INSERT waits on the unique index, then skips them: every row once, and counted by whoever added it."""
+    import threading
+    import time as clock
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no concurrent expansion to race")
+    step_id = varied.steps[2].id
+    first = expand_step(varied.steps[2])  # inserted, not committed
+    second: list = []
+
+    def other_worker():
+        with app.app_context():
+            try:
+                from whp_c4d.campaigns.models import Step
+
+                second.append(expand_step(db.session.get(Step, step_id)))
+                db.session.commit()
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                second.append(exc)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    clock.sleep(1)  # the other worker is now waiting on our uncommitted rows
+    assert thread.is_alive()
+    db.session.commit()
+    thread.join(30)
+    assert second == [0] and first > 0
+    rows = db.session.execute(sa.select(OutboundMessage.contact_id, sa.func.count()).where(
+        OutboundMessage.step_id == step_id).group_by(OutboundMessage.contact_id)).all()
+    assert len(rows) == first and {n for _, n in rows} == {1}

@@ -44,8 +44,10 @@ def _insert(rows: list[tuple[int, dict]]) -> int:
     PostgreSQL: one INSERT … SELECT per batch that joins the contact ids (with the number of their
     group) to the groups' columns, all passed as arrays: a few dozen parameters, where a multi-row
     VALUES had ~23,000 placeholders for psycopg to parse and the server to plan for every batch, and an
-    executemany a round of 23 parameters per row. ORDER BY keeps the ids in the order given.
-    SQLite: an executemany of the plain INSERT (sqlite3 sums its rowcount over the rows)."""
+    executemany a round trip of 23 parameters per row. ORDER BY keeps the ids in the order given (the
+    dispatcher sends rows due at the same time in id order, as before: by contact).
+    SQLite: an executemany of the plain INSERT on the driver's cursor, each group's values converted
+    once by SQLAlchemy's own bind processors (sqlite3 sums the rowcount over the rows)."""
     if not rows:
         return 0
     if db.engine.dialect.name == "postgresql":

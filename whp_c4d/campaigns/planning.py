@@ -197,13 +197,12 @@ def plan_recipients(step: Step, occurrence: date | None = None, *, contact_ids: 
         return
     purpose = purpose_of(step)
     wanted = [name for name in ("whatsapp", "sms") if name in campaign.channels]  # WhatsApp first
-    contacts = sa.select(Contact.id, Contact.country, Contact.language, Contact.timezone).where(_among(Contact.id))
-    consented = sa.select(ContactChannel.contact_id, ContactChannel.channel).where(
-        _among(ContactChannel.contact_id), ContactChannel.opted_out_at.is_(None),
-        getattr(ContactChannel, purpose).is_(True))
-    # Enrolments by their own key: joined to the contacts above, the planner may hash all of them.
-    enrolments = sa.select(CampaignEnrolment.contact_id, CampaignEnrolment.enrolled_at).where(
-        CampaignEnrolment.campaign_id == campaign.id, _among(CampaignEnrolment.contact_id))
+    contacts = _among(sa.select(Contact.id, Contact.country, Contact.language, Contact.timezone), Contact.id)
+    consented = _among(sa.select(ContactChannel.contact_id, ContactChannel.channel).where(
+        ContactChannel.opted_out_at.is_(None), getattr(ContactChannel, purpose).is_(True)), ContactChannel.contact_id)
+    # Enrolments on their own: joined to the contacts above, the planner may hash all of them each time.
+    enrolments = _among(sa.select(CampaignEnrolment.contact_id, CampaignEnrolment.enrolled_at).where(
+        CampaignEnrolment.campaign_id == campaign.id), CampaignEnrolment.contact_id)
     planner = _Planner(step, campaign, occurrence)
     for start in range(0, len(ids), chunk):
         part = ids[start:start + chunk]
@@ -227,22 +226,29 @@ def plan_recipients(step: Step, occurrence: date | None = None, *, contact_ids: 
             yield planned
 
 
-def _among(column: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
-    """``column IN (a chunk of ids)``, the chunk given by ``_among_params``: one text parameter (a
-    comma-separated list on PostgreSQL, a JSON list on SQLite), so every chunk runs the same statement,
-    compiled and prepared once, where ``IN (...)`` renders, sends and parses a thousand placeholders
-    each time. On PostgreSQL the chunk's range is spelt out too: ``= ANY`` alone costs each element as
-    a separate index probe and can make the planner scan the whole table for every chunk, where the
-    range is an index range scan."""
+def _among(query: sa.Select, column: sa.ColumnElement[int]) -> sa.Select:
+    """``query`` restricted to ``column IN (a chunk of ids)``, the chunk given by ``_among_params``.
+
+    The ids travel as one text parameter, so every chunk runs the same statement, compiled and
+    prepared once, where ``IN (...)`` renders, sends and parses a thousand placeholders each time.
+    SQLite: ``IN (SELECT value FROM json_each(:ids))``, one index probe per id. PostgreSQL: a join
+    with ``unnest(string_to_array(:ids, ',')::int[])``, the function evaluated once per execution, and
+    the chunk's range spelt out, so that whatever the statistics (none, stale, fresh) and whether
+    the plan is custom or generic (psycopg prepares a statement run five times), each chunk reads at
+    most its range or its ids through an index, or hashes them against one scan (a sparse chunk).
+    ``= ANY(...)`` was not: the planner may scan the whole table for each chunk, or leave the array in a
+    filter that parses the parameter again for every row."""
     ids = sa.bindparam("chosen_ids", type_=sa.Text)
     if db.engine.dialect.name == "postgresql":
-        return sa.and_(column.between(sa.bindparam("chosen_low"), sa.bindparam("chosen_high")),
-                       column == sa.any_(sa.cast(sa.func.string_to_array(ids, ","), postgresql.ARRAY(sa.Integer))))
-    return column.in_(sa.select(sa.func.json_each(ids).table_valued("value").c.value))
+        chosen = sa.func.unnest(sa.cast(sa.func.string_to_array(ids, ","), postgresql.ARRAY(sa.Integer))).table_valued(
+            "id").render_derived(name="chosen")
+        return query.join(chosen, chosen.c.id == column).where(
+            column.between(sa.bindparam("chosen_low"), sa.bindparam("chosen_high")))
+    return query.where(column.in_(sa.select(sa.func.json_each(ids).table_valued("value").c.value)))
 
 
 def _among_params(ids: list[int]) -> dict:
-    """The parameters of ``_among`` for a sorted list of ids."""
+    """The parameters of ``_among`` for a sorted chunk of ids."""
     if db.engine.dialect.name == "postgresql":
         return {"chosen_ids": ",".join(map(str, ids)), "chosen_low": ids[0], "chosen_high": ids[-1]}
     return {"chosen_ids": json.dumps(ids)}

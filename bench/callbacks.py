@@ -33,7 +33,6 @@ import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import BENCH_CONFIG, bench_app  # noqa: E402
 
 PUBLIC_URL = "https://c4d.example.org"  # what Twilio called; the signature covers it, not the local address
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
@@ -189,24 +189,19 @@ def main() -> None:
     ap.add_argument("--out-of-order", type=float, default=0.1)
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="c4d-bench-")
-    os.environ["C4D_INSTANCE_PATH"] = tmp
-    url = args.database_url or f"sqlite:///{tmp}/bench.db"
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", C4D_DATA_KEY="bench-key-0123456789",
+    app, tmp = bench_app(args.database_url)
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    env = dict(os.environ, DATABASE_URL=url, **BENCH_CONFIG,
                TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, C4D_PUBLIC_URL=PUBLIC_URL,
                C4D_SIMULATOR="0", TWILIO_API_BASE="http://127.0.0.1:9", C4D_INSTANCE_PATH=tmp)
 
     import sqlalchemy as sa
-    from flask_migrate import upgrade
     from twilio.request_validator import RequestValidator
 
-    from whp_c4d import create_app
     from whp_c4d.extensions import db
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "C4D_DATA_KEY": "bench-key-0123456789"})
     canaries = 10
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
         from whp_c4d.audience.models import Contact
         from whp_c4d.messaging.models import MessageEvent, OutboundMessage
 

@@ -11,15 +11,14 @@ plan needs none). Results go to stdout; copy them into bench/README.md with the 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench_app  # noqa: E402
 
 
 def main() -> None:
@@ -27,19 +26,13 @@ def main() -> None:
     ap.add_argument("--contacts", type=int, default=20000)
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="c4d-bench-")
-    os.environ["C4D_INSTANCE_PATH"] = tmp
-    url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    app, _tmp = bench_app(args.database_url)
 
     import sqlalchemy as sa
-    from flask_migrate import upgrade
 
-    from whp_c4d import create_app
     from whp_c4d.extensions import db
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "C4D_DATA_KEY": "bench-key-0123456789"})
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
         from whp_c4d.audience.models import Contact, ContactChannel, Segment
         from whp_c4d.campaigns import services
         from whp_c4d.campaigns.checks import check_campaign

@@ -15,61 +15,15 @@ process's peak memory. The real SDK and the real dispatcher are used; only Twili
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import contextlib
 import resource
 import sys
-import tempfile
-import threading
 import time
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-
-class FakeTwilio(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as Twilio: the SDK's sessions reuse connections
-
-    def do_POST(self):  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        arrived = time.monotonic()  # what a cap counts: requests as they arrive
-        time.sleep(self.server.latency)
-        with self.server.lock:
-            self.server.count += 1
-            n = self.server.count
-            self.server.stamps.append(arrived)
-        body = json.dumps({"sid": f"SM{n:032x}", "status": "queued", "num_segments": "1"}).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):  # noqa: N802 - /stats: the arrival times, read by the benchmark at the end
-        with self.server.lock:
-            body = json.dumps(self.server.stamps).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class FakeServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024  # a burst of new connections must not be reset
-
-
-def serve_fake(latency: float, port_out) -> None:
-    server = FakeServer(("127.0.0.1", 0), FakeTwilio)
-    server.latency, server.count, server.stamps, server.lock = latency, 0, [], threading.Lock()
-    port_out.send(server.server_port)
-    server.serve_forever()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench_app, bulk_contacts, fake_twilio  # noqa: E402
 
 
 def busiest_second(stamps: list[float]) -> tuple[int, float]:
@@ -92,52 +46,28 @@ def main() -> None:
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
 
-    import multiprocessing as mp
-
-    receive, send = mp.Pipe(duplex=False)
-    fake = mp.Process(target=serve_fake, args=(args.latency_ms / 1000, send), daemon=True)
-    fake.start()
-    port = receive.recv()
+    stack = contextlib.ExitStack()
+    fake = stack.enter_context(fake_twilio(args.latency_ms))
     from whp_c4d.messaging.services import MAX_CAP
 
     cap = args.cap or MAX_CAP  # 0: no cap (the largest a sender may have), the highest rate reached
-
-    tmp = tempfile.mkdtemp(prefix="c4d-bench-")
-    os.environ["C4D_INSTANCE_PATH"] = tmp
+    app, _tmp = bench_app(args.database_url, TWILIO_ACCOUNT_SID="AC" + "1" * 32, TWILIO_AUTH_TOKEN="bench",
+                          TWILIO_API_BASE=fake.base)
     import sqlalchemy as sa
-    from flask_migrate import upgrade
 
-    from whp_c4d import create_app
     from whp_c4d.extensions import db
 
-    app = create_app({"DATABASE_URL": args.database_url or f"sqlite:///{tmp}/bench.db", "SECRET_KEY": "bench",
-                      "C4D_DATA_KEY": "bench-key-0123456789", "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
-                      "TWILIO_AUTH_TOKEN": "bench", "TWILIO_API_BASE": f"http://127.0.0.1:{port}"})
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
-        from whp_c4d.audience.models import Contact, ContactChannel, PhoneNumber
-        from whp_c4d.core.crypto import keys
         from whp_c4d.messaging.dispatcher import Dispatcher
         from whp_c4d.messaging.models import OutboundMessage
         from whp_c4d.messaging.services import save_sender
 
+        bulk_contacts(args.messages)  # contacts 1..N, SMS consent
         now = datetime.now(UTC)
-        k = keys()
-        contacts, numbers, channels, rows = [], [], [], []
-        for i in range(1, args.messages + 1):
-            e164 = f"+1202555{i % 10000:04d}{i // 10000}" if i >= 10000 else f"+1202555{i:04d}"
-            contacts.append({"id": i, "pseudonym": f"B{i:09d}", "status": "active", "language": "es",
-                             "country": "GT", "timezone": "America/Guatemala", "created_at": now})
-            numbers.append({"contact_id": i, "e164": e164, "blind_index": k.blind_index(e164),
-                            "country": "GT", "added_at": now})
-            channels.append({"contact_id": i, "channel": "sms", "campaigns": True, "polls": True})
-            rows.append({"contact_id": i, "campaign_id": 1, "step_id": 1, "occurrence": "bench", "language": "es",
-                         "channel": "sms", "purpose": "campaigns", "country": "GT", "body": "Hola", "segments": 1,
-                         "earliest_at": now, "status": "pending", "attempts": 0, "created_at": now,
-                         "updated_at": now, "template_variables": {}})
-        db.session.execute(sa.insert(Contact), contacts)
-        db.session.execute(sa.insert(PhoneNumber), numbers)
-        db.session.execute(sa.insert(ContactChannel), channels)
+        rows = [{"contact_id": i, "campaign_id": 1, "step_id": 1, "occurrence": "bench", "language": "es",
+                 "channel": "sms", "purpose": "campaigns", "country": "GT", "body": "Hola", "segments": 1,
+                 "earliest_at": now, "status": "pending", "attempts": 0, "created_at": now,
+                 "updated_at": now, "template_variables": {}} for i in range(1, args.messages + 1)]
         db.session.execute(sa.insert(OutboundMessage), rows)
         save_sender(None, name="bench", channel="sms", from_address="+12025550100", countries=["GT"],
                     cap_per_second=cap)
@@ -174,11 +104,8 @@ def main() -> None:
         dispatcher.stop()
         lateness = sorted((r.sent_at - r.earliest_at).total_seconds()
                           for r in db.session.scalars(sa.select(OutboundMessage)) if r.sent_at)
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats") as reply:
-            stamps = sorted(json.loads(reply.read()))
-        fake.terminate()
+        stamps = sorted(fake.stats()["stamps"])
+        stack.close()
         window_max, window_at = busiest_second(stamps)
         steady_max, _at = busiest_second([t for t in stamps if t - stamps[0] >= 2.0])
         sent_max, _at = busiest_second(sorted(starts))
@@ -200,7 +127,6 @@ def main() -> None:
           f"p99 {lateness[int(len(lateness) * 0.99) - 1]:.1f} s (the queue drains at the cap)")
     print(f"  final statuses: {statuses}")
     print(f"  peak memory of the process: {peak_mb:.0f} MB")
-    _ = timedelta
 
 
 if __name__ == "__main__":

@@ -25,15 +25,14 @@ the rows missing (people who joined since the last sweep, the sweep's usual work
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench_app  # noqa: E402
 
 PLAN = [("GT", "es", "America/Guatemala"), ("HT", "ht", "America/Port-au-Prince"),
         ("HT", "fr", "America/Port-au-Prince"), ("MX", "es", "America/Mexico_City"),
@@ -60,7 +59,7 @@ def seed(n: int, rng: random.Random) -> int:
         e164 = f"+1202{i:07d}"
         contacts.append({"id": i, "pseudonym": f"B{i:09d}", "status": status, "language": language,
                          "country": country, "timezone": tz, "created_at": now})
-        numbers.append({"contact_id": i, "e164": k.encrypt(e164), "blind_index": k.blind_index(e164),
+        numbers.append({"contact_id": i, "e164": e164, "blind_index": k.blind_index(e164),
                         "country": country, "added_at": now})
         for ch in rng.choice([["sms"], ["whatsapp"], ["sms", "whatsapp"]]):
             channels.append({"contact_id": i, "channel": ch, "campaigns": True, "polls": True,
@@ -84,19 +83,13 @@ def main() -> None:
                     help="PostgreSQL: never VACUUM ANALYZE (planner statistics stay empty, as when autovacuum is off)")
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="c4d-bench-")
-    os.environ["C4D_INSTANCE_PATH"] = tmp
-    url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    app, _tmp = bench_app(args.database_url)
 
     import sqlalchemy as sa
-    from flask_migrate import upgrade
 
-    from whp_c4d import create_app
     from whp_c4d.extensions import db
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "C4D_DATA_KEY": "bench-key-0123456789"})
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
         from whp_c4d.audience.models import Segment
         from whp_c4d.campaigns import services
         from whp_c4d.campaigns.expansion import expand_step

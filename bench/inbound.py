@@ -21,13 +21,12 @@ import os
 import random
 import resource
 import sys
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from callbacks import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, ROOT, fire, gunicorn, proc_cpu  # noqa: E402
+from common import BENCH_CONFIG, bench_app, bulk_contacts  # noqa: E402
 
 TEXTS = ["Hola, ¿dónde puedo informarme sobre visas de trabajo?", "Gracias por la información",
          "¿Cuánto cuesta el trámite?", "Me ofrecieron trabajo en otro país, ¿es confiable?",
@@ -87,42 +86,24 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16, help="client threads (one connection each)")
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="c4d-bench-")
-    os.environ["C4D_INSTANCE_PATH"] = tmp
-    url = args.database_url or f"sqlite:///{tmp}/bench.db"
-    env = dict(os.environ, DATABASE_URL=url, SECRET_KEY="bench", C4D_DATA_KEY="bench-key-0123456789",
-               TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, C4D_PUBLIC_URL=PUBLIC_URL,
-               TWILIO_API_BASE="http://127.0.0.1:9", C4D_INSTANCE_PATH=tmp)
+    app, tmp = bench_app(args.database_url)
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    env = dict(os.environ, DATABASE_URL=url, **BENCH_CONFIG, TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+               TWILIO_AUTH_TOKEN=AUTH_TOKEN, C4D_PUBLIC_URL=PUBLIC_URL, TWILIO_API_BASE="http://127.0.0.1:9",
+               C4D_INSTANCE_PATH=tmp)
 
     import sqlalchemy as sa
-    from flask_migrate import upgrade
     from twilio.request_validator import RequestValidator
 
-    from whp_c4d import create_app
     from whp_c4d.extensions import db
 
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "C4D_DATA_KEY": "bench-key-0123456789"})
     with app.app_context():
-        upgrade(directory=app.extensions["migrate"].directory)
-        from whp_c4d.audience.models import Contact, ContactChannel, PhoneNumber
-        from whp_c4d.core.crypto import keys
+        from whp_c4d.audience.models import Contact
         from whp_c4d.inbound.models import InboundMessage
         from whp_c4d.messaging.models import OutboundMessage
 
-        now, k = datetime.now(UTC), keys()
-        numbers = [f"+50255{i:06d}" for i in range(1, args.contacts + 1)]
-        db.session.execute(sa.insert(Contact), [
-            {"id": i, "pseudonym": f"B{i:09d}", "status": "active", "language": "es", "country": "GT",
-             "timezone": "America/Guatemala", "created_at": now} for i in range(1, args.contacts + 1)])
-        db.session.execute(sa.insert(PhoneNumber), [
-            {"contact_id": i, "e164": n, "blind_index": k.blind_index(n), "country": "GT", "added_at": now}
-            for i, n in enumerate(numbers, start=1)])
-        db.session.execute(sa.insert(ContactChannel), [
-            {"contact_id": i, "channel": "sms", "campaigns": True, "polls": True} for i in range(1, args.contacts + 1)])
-        db.session.commit()
+        bulk_contacts(args.contacts)  # contacts 1..N at +50255000001…, SMS consent
         if db.engine.dialect.name == "postgresql":
-            db.session.execute(sa.text("SELECT setval(pg_get_serial_sequence('contact', 'id'), :n)"),
-                               {"n": args.contacts + 1})
             db.session.execute(sa.text("ANALYZE"))
             db.session.commit()
         dialect = db.engine.dialect.name

@@ -244,25 +244,7 @@ def audience(app, make_user, make_contact):
 def fake_twilio():
     """The in-memory fake Twilio (tests/fake_twilio.py) in its own process: ``.base`` for
     TWILIO_API_BASE, ``.stats()`` for what it received."""
-    import json
-    import subprocess
-    import sys
-    import urllib.request
-    from pathlib import Path
-    from types import SimpleNamespace
+    from fake_twilio import running
 
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_twilio.py"))],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(proc.stdout.readline().split()[1])
-        base = f"http://127.0.0.1:{port}"
-
-        def stats() -> dict:
-            with urllib.request.urlopen(base + "/_stats", timeout=10) as reply:
-                return json.loads(reply.read())
-
-        yield SimpleNamespace(base=base, stats=stats)
-    finally:
-        proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
+    with running() as fake:
+        yield fake

@@ -12,15 +12,19 @@ machine) and how many messages each number received.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 MESSAGES = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/Messages\.json$")
@@ -105,6 +109,26 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+@contextlib.contextmanager
+def running(latency_ms: float = 0):
+    """This fake in its own process: yields an object with ``.base`` (for TWILIO_API_BASE) and
+    ``.stats()`` (the ``/_stats`` answer). Used by the tests' fixture and by bench/dispatch.py."""
+    proc = subprocess.Popen([sys.executable, __file__, "--latency-ms", str(latency_ms)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{int(proc.stdout.readline().split()[1])}"
+
+        def stats() -> dict:
+            with urllib.request.urlopen(base + "/_stats", timeout=30) as reply:
+                return json.loads(reply.read())
+
+        yield SimpleNamespace(base=base, stats=stats)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
 
 
 def main() -> None:

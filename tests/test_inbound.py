@@ -406,7 +406,11 @@ MENU = {"key": "menu", "kind": "menu", "timing": {"type": "drip", "day": 0, "tim
 
 
 def _sent_step(author, step, contacts, languages=("es", "en", "fr", "ht", "nl")):
-    """A campaign with one poll or menu step, expanded and marked as delivered to everybody."""
+    """A campaign with one poll or menu step to everybody (the segment "Todos"), expanded and marked as
+    delivered."""
+    if not db.session.scalar(sa.select(Segment.id).where(Segment.name == "Todos")):
+        db.session.add(Segment(name="Todos", filters={}))
+        db.session.commit()
     campaign = _campaign(author, languages=list(languages), steps=[step])
     _due_now(campaign)
     db.session.execute(sa.update(OutboundMessage).values(status="delivered", sent_at=utcnow() - timedelta(minutes=5),
@@ -416,8 +420,6 @@ def _sent_step(author, step, contacts, languages=("es", "en", "fr", "ht", "nl"))
 
 
 def test_a_poll_answered_2_dos_deux_de_twee_records_choice_2(app, client, make_user, make_contact):
-    db.session.add(Segment(name="Todos", filters={}))
-    db.session.commit()
     people = [make_contact(phone=f"+50255500{120 + i}", language=lang)
               for i, lang in enumerate(("es", "es", "fr", "ht", "nl"))]
     _sent_step(make_user("officer"), POLL, people)
@@ -432,8 +434,6 @@ def test_a_poll_answered_2_dos_deux_de_twee_records_choice_2(app, client, make_u
 
 
 def test_an_answer_word_in_another_campaign_language_with_a_typo_still_counts(app, client, make_user, make_contact):
-    db.session.add(Segment(name="Todos", filters={}))
-    db.session.commit()
     person = make_contact(phone="+50255500130")
     _sent_step(make_user("officer"), POLL, [person])
     twilio_post(client, app, sms("+50255500130", "oui"))
@@ -441,8 +441,6 @@ def test_an_answer_word_in_another_campaign_language_with_a_typo_still_counts(ap
 
 
 def test_an_invalid_answer_is_asked_again_once_then_kept_as_feedback(app, client, make_user, make_contact):
-    db.session.add(Segment(name="Todos", filters={}))
-    db.session.commit()
     person = make_contact(phone="+50255500131")
     _sent_step(make_user("officer"), POLL, [person])
     twilio_post(client, app, sms("+50255500131", "tal vez"))
@@ -458,8 +456,6 @@ def test_an_invalid_answer_is_asked_again_once_then_kept_as_feedback(app, client
 
 
 def test_stop_wins_over_an_open_poll(app, client, make_user, make_contact):
-    db.session.add(Segment(name="Todos", filters={}))
-    db.session.commit()
     person = make_contact(phone="+50255500132")
     _sent_step(make_user("officer"), POLL, [person])
     twilio_post(client, app, sms("+50255500132", "stop"))
@@ -473,8 +469,6 @@ def test_a_menu_number_sends_that_option_with_the_country_s_values(app, client, 
 
     settings.set_variable_values(db.session.get(ContentVariable, "official_info_url"),
                                  {"GT": "https://example.org/gt"}, None)
-    db.session.add(Segment(name="Todos", filters={}))
-    db.session.commit()
     person = make_contact(phone="+50255500133")
     _sent_step(make_user("officer"), MENU, [person], languages=("es",))
     twilio_post(client, app, sms("+50255500133", "1"))

@@ -20,6 +20,7 @@ from ..audience.models import Contact
 from ..core.errors import ServiceError
 from ..core.permissions import can, requires
 from ..extensions import db
+from ..inbound.inbox_services import InboxFilters, conversation_query
 from ..inbound.models import KINDS, InboundMessage
 from ..inbound.results import poll_results
 from ..messaging.models import OutboundMessage
@@ -100,25 +101,14 @@ def conversations_list():
         return _validation_error(fields)
 
     m = InboundMessage
-    visible = audience.visible_contacts(g.user)  # officers limited to countries see those countries only
-    if country:
-        visible = visible.where(Contact.country == country)
-    if language:
-        visible = visible.where(Contact.language == language)
-    last = sa.func.max(m.received_at)
-    unread = sa.func.sum(sa.case((m.read_at.is_(None), 1), else_=0))
-    flagged = sa.func.sum(sa.case((sa.and_(m.flag.is_not(None), m.handled_at.is_(None)), 1), else_=0))
-    q = (sa.select(m.contact_id, last, sa.func.count(), unread, flagged)
-         .where(m.contact_id.in_(visible.with_only_columns(Contact.id))).group_by(m.contact_id))
-    if campaign is not None:
-        q = q.having(sa.func.sum(sa.case((m.campaign_id == campaign, 1), else_=0)) > 0)
-    if kind:
-        q = q.having(sa.func.sum(sa.case((m.kind == kind, 1), else_=0)) > 0)
+    sub = conversation_query(g.user, InboxFilters(campaign_id=campaign, country=country, language=language,
+                                                   kind=kind)).subquery()
+    q = sa.select(sub.c.contact_id, sub.c.last_at, sub.c.total, sub.c.unread, sub.c.flagged_open)
     if since is not None:
-        q = q.having(last >= since)
+        q = q.where(sub.c.last_at >= since)
     if after is not None:
-        q = q.having(sa.or_(last < after[0], sa.and_(last == after[0], m.contact_id < after[1])))
-    rows = db.session.execute(q.order_by(last.desc(), m.contact_id.desc()).limit(limit + 1)).all()
+        q = q.where(sa.or_(sub.c.last_at < after[0], sa.and_(sub.c.last_at == after[0], sub.c.contact_id < after[1])))
+    rows = db.session.execute(q.order_by(sub.c.last_at.desc(), sub.c.contact_id.desc()).limit(limit + 1)).all()
     more, rows = len(rows) > limit, rows[:limit]
     ids = [r[0] for r in rows]
     contacts = {c.id: c for c in db.session.scalars(sa.select(Contact).where(Contact.id.in_(ids)))} if ids else {}

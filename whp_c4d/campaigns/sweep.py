@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from ..core.database import dialect_insert
 from ..core.models import utcnow
 from ..extensions import db
 from ..messaging.models import OutboundMessage
@@ -59,8 +59,7 @@ def due_dates(step: Step, campaign: Campaign, now: datetime) -> list[date]:
 def _record(step: Step, key: str, status: str, messages: int, now: datetime) -> bool:
     """Claim the occurrence; False when another sweep (another worker) already did."""
     table = StepOccurrence.__table__
-    insert = postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).values(step_id=step.id, occurrence=key, status=status, messages=messages, at=now)
+    stmt = dialect_insert(table).values(step_id=step.id, occurrence=key, status=status, messages=messages, at=now)
     stmt = stmt.on_conflict_do_nothing(index_elements=["step_id", "occurrence"]).returning(table.c.id)
     return db.session.execute(stmt).first() is not None
 

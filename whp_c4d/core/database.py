@@ -36,3 +36,11 @@ def database_state() -> dict:
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", reported as such
         db.session.rollback()
         return {"ok": False, "dialect": db.engine.dialect.name, "error": type(exc).__name__}
+
+
+def dialect_insert(table):
+    """``INSERT`` for the database in use (PostgreSQL or SQLite), which has ``on_conflict_do_nothing``:
+    the one way several processes create a row only once."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)

@@ -17,18 +17,10 @@ from ..core.permissions import requires
 from ..extensions import db
 from . import keywords as kw
 from . import services
-from .models import ACTIONS, Keyword
+from .models import ACTION_LABELS, ACTIONS, Keyword
 
 bp = Blueprint("keywords", __name__, template_folder="templates")
 
-ACTION_LABELS = {
-    "opt_out": _l("Stop (opt out)"),
-    "opt_in": _l("Join (opt in)"),
-    "help": _l("Help"),
-    "language": _l("Change language"),
-    "erase": _l("Erase my data"),
-    "real": _l("Is this real?"),
-}
 ACTION_HINTS = {
     "opt_out": _l("Stops every message on every channel. Always understood first, even while a poll is open."),
     "opt_in": _l("Joins our messages, after an opt-out or for the first time."),

@@ -27,7 +27,7 @@ from ..core.permissions import can, requires
 from ..extensions import db
 from ..messaging.segments import analyse
 from . import inbox_services as inbox
-from .models import InboundMessage
+from .models import ACTION_LABELS, InboundMessage
 
 bp = Blueprint("inbox", __name__, template_folder="templates")
 log = logging.getLogger(__name__)
@@ -36,9 +36,6 @@ KIND_CHOICES = [("keyword", _l("Keywords")), ("feedback", _l("Feedback")), ("ans
                 ("menu", _l("Menu choices"))]
 KIND_LABELS = {"keyword": _l("keyword"), "feedback": _l("feedback"), "answer": _l("poll answer"),
                "menu": _l("menu choice"), "ignored": _l("not answered (repeated message)")}
-# The keyword actions, named as on the keywords page.
-ACTION_LABELS = {"opt_out": _l("Stop (opt out)"), "opt_in": _l("Join (opt in)"), "help": _l("Help"),
-                 "language": _l("Change language"), "erase": _l("Erase my data"), "real": _l("Is this real?")}
 FLAG_LABELS = {"possible_opt_out": _l("possible opt-out")}
 OUT_STATUS_LABELS = {
     "pending": _l("waiting"), "held": _l("held"), "claimed": _l("sending"), "sending": _l("sending"),

@@ -122,10 +122,10 @@ def _scope(user: User):
     return visible_contacts(user).whereclause
 
 
-def conversations(user: User, filters: InboxFilters, page: int = 1,
-                  page_size: int = PAGE_SIZE) -> tuple[list[Conversation], int, bool]:
-    """One row per contact who wrote to us, newest last message first: (rows, total, more pages).
-    Counted per contact in one grouped query; only the page's last messages are loaded and decrypted."""
+def conversation_query(user: User, filters: InboxFilters) -> sa.Select:
+    """Per contact who wrote to us (and whom ``user`` may see): last message time and counts, in one
+    grouped query. Filters on messages keep a conversation when any of its messages matches (HAVING).
+    The inbox and the API both page over it."""
     m = InboundMessage
     agg = (sa.select(
         m.contact_id.label("contact_id"),
@@ -136,6 +136,7 @@ def conversations(user: User, filters: InboxFilters, page: int = 1,
         _count(m.kind == "keyword").label("keywords"),
         _count(m.kind == "feedback").label("feedback"),
         _count(m.flag.is_not(None)).label("flagged"),
+        _count(sa.and_(m.flag.is_not(None), m.handled_at.is_(None))).label("flagged_open"),
         _count(m.channel == "sms").label("sms"),
         _count(m.channel == "whatsapp").label("whatsapp"),
     ).join(Contact, Contact.id == m.contact_id).group_by(m.contact_id))
@@ -146,7 +147,6 @@ def conversations(user: User, filters: InboxFilters, page: int = 1,
         agg = agg.where(Contact.country == filters.country)
     if filters.language:
         agg = agg.where(Contact.language == filters.language)
-    # Filters on messages keep a conversation when any of its messages matches (HAVING, still one query).
     if filters.campaign_id:
         agg = agg.having(_count(m.campaign_id == filters.campaign_id) > 0)
     if filters.kind:
@@ -155,6 +155,14 @@ def conversations(user: User, filters: InboxFilters, page: int = 1,
         agg = agg.having(_count(m.flag.is_not(None)) > 0)
     if filters.unhandled:
         agg = agg.having(_count(m.handled_at.is_(None)) > 0)
+    return agg
+
+
+def conversations(user: User, filters: InboxFilters, page: int = 1,
+                  page_size: int = PAGE_SIZE) -> tuple[list[Conversation], int, bool]:
+    """One row per contact who wrote to us, newest last message first: (rows, total, more pages).
+    Only the page's last messages are loaded and decrypted."""
+    agg = conversation_query(user, filters)
     sub = agg.subquery()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(sub)) or 0
     page = max(page, 1)

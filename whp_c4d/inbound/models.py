@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..core.crypto import EncryptedText
@@ -14,8 +15,10 @@ from ..extensions import db
 
 #: What we did with an inbound message.
 KINDS = ("keyword", "answer", "menu", "feedback", "ignored")
-#: Keyword actions, in the order an administrator reads them.
+#: Keyword actions, in the order an administrator reads them, and their names on screen.
 ACTIONS = ("opt_out", "opt_in", "help", "language", "erase", "real")
+ACTION_LABELS = {"opt_out": _l("Stop (opt out)"), "opt_in": _l("Join (opt in)"), "help": _l("Help"),
+                 "language": _l("Change language"), "erase": _l("Erase my data"), "real": _l("Is this real?")}
 
 
 class InboundMessage(db.Model):

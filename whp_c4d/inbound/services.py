@@ -28,6 +28,7 @@ from ..campaigns.models import Campaign, Step, StepContent
 from ..campaigns.planning import render, variable_values
 from ..core import phones
 from ..core.crypto import keys
+from ..core.database import dialect_insert
 from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..extensions import db
@@ -357,10 +358,13 @@ def send_direct(replies: list[DirectReply], config) -> None:
 
 
 def _conversation(contact: Contact) -> ConversationState:
+    """The contact's conversation state, created once even when two of their messages are understood
+    at the same moment in two web processes."""
     conv = db.session.get(ConversationState, contact.id)
     if conv is None:
-        conv = ConversationState(contact_id=contact.id)
-        db.session.add(conv)
+        db.session.execute(dialect_insert(ConversationState.__table__).values(contact_id=contact.id)
+                           .on_conflict_do_nothing())
+        conv = db.session.get(ConversationState, contact.id)
     return conv
 
 

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from ..audience.models import Contact, ContactChannel
+from ..core.database import dialect_insert
 from ..core.localtime import in_quiet_hours, out_of_quiet_hours
 from ..core.models import utcnow
 from ..extensions import db
@@ -201,10 +202,10 @@ class Dispatcher:
         if self.postgres:
             q = q.with_for_update()
         row = db.session.scalar(q)
-        if row is None:
-            row = SenderBudget(sender_key=key, window_start=now, used=0)
-            db.session.add(row)
-            db.session.flush()
+        if row is None:  # the sender's first claim; several dispatchers may get here at once
+            db.session.execute(dialect_insert(SenderBudget.__table__).values(sender_key=key, window_start=now, used=0)
+                               .on_conflict_do_nothing())
+            row = db.session.scalar(q)
         if row.window_start < now:
             row.window_start = now  # idle capacity is not saved up: no burst after a quiet spell
         return row

@@ -455,6 +455,15 @@ def test_an_invalid_answer_is_asked_again_once_then_kept_as_feedback(app, client
     assert db.session.scalar(sa.select(PollResponse.choice)) == 2
 
 
+def test_a_sentence_while_a_poll_is_open_is_feedback_at_once(app, client, make_user, make_contact):
+    person = make_contact(phone="+50255500134")
+    _sent_step(make_user("officer"), POLL, [person])
+    twilio_post(client, app, sms("+50255500134", "¿Esto es de verdad? Me piden dinero por una visa"))
+    row = db.session.scalar(sa.select(InboundMessage))
+    assert row.kind == "feedback" and row.step_id is not None
+    assert [r.occurrence.split(":")[1] for r in replies(person.id)] == ["ack"]
+
+
 def test_stop_wins_over_an_open_poll(app, client, make_user, make_contact):
     person = make_contact(phone="+50255500132")
     _sent_step(make_user("officer"), POLL, [person])

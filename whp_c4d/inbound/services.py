@@ -45,6 +45,7 @@ ACK_EVERY = timedelta(hours=24)  # at most one automatic acknowledgement per con
 LOOP_WINDOW, LOOP_LIMIT = timedelta(minutes=5), 20  # identical texts from one number: then silence
 DEFAULT_POLL_WINDOW_HOURS = 72  # a poll or menu without its own answer window stays open this long
 REPLY_VALIDITY = timedelta(hours=1)
+REASK_MAX_WORDS = 3  # a longer message while a poll is open is feedback, not a failed answer
 
 # The language people of a country most likely write in, when we know nothing else.
 COUNTRY_LANGUAGE = {"HT": "ht", "SR": "nl", "BZ": "en", "BS": "en", "BB": "en", "JM": "en", "US": "en",
@@ -242,8 +243,10 @@ def _process(message: InboundMessage, now: datetime | None) -> list[DirectReply]
     if match is not None:
         _keyword(contact, message, match, now)
         return []
-    # 5. A poll or menu answer we did not understand: one re-ask, then it is feedback.
-    if question is not None and conv.reasked_message_id != question.message.id:
+    # 5. A poll or menu answer we did not understand: one re-ask, then it is feedback. A sentence is
+    # not an attempt at an answer ("¿esto es de verdad?…"): it is feedback at once.
+    if (question is not None and conv.reasked_message_id != question.message.id
+            and len(kw.normalise(text).split()) <= REASK_MAX_WORDS):
         conv.reasked_message_id = question.message.id
         message.kind, message.action = "answer", question.step.kind
         message.campaign_id, message.step_id = question.campaign.id, question.step.id

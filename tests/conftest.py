@@ -80,8 +80,8 @@ def _empty_tables() -> None:
 
 
 def _reseed_campaign_defaults() -> None:
-    """Put back the rows migrations 0002 and 0007 ship (objectives, content variables, keywords), from the
-    migrations themselves."""
+    """Put back the rows migrations 0002, 0007 and 0008 ship (objectives, content variables, keywords, feedback
+    topics and suggestion rules), from the migrations themselves."""
     import importlib.util
     from pathlib import Path
 
@@ -102,6 +102,16 @@ def _reseed_campaign_defaults() -> None:
     from whp_c4d.inbound.models import Keyword
 
     db.session.add_all(Keyword(**row) for row in module.keyword_rows())
+    path = path.with_name("0008_feedback.py")
+    spec = importlib.util.spec_from_file_location("_migration_0008", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from whp_c4d.feedback.models import CodingRule, FeedbackTopic
+
+    topics = [FeedbackTopic(**row) for row in module.topic_rows()]
+    db.session.add_all(topics)
+    db.session.flush()
+    db.session.add_all(CodingRule(**row) for row in module.rule_rows({t.code: t.id for t in topics}))
 
 
 @pytest.fixture

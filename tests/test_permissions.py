@@ -54,6 +54,23 @@ def world(app, make_user, make_partner, make_contact, api_token):
     from whp_c4d.inbound.models import Keyword
 
     ids.update(keyword_id=db.session.query(Keyword.id).filter_by(word="stop").scalar(), ref=contact.pseudonym)
+    # Participatory evaluation: a report of the partner's own organisation, a notice, an item, the codebook.
+    from datetime import date
+
+    from whp_c4d.feedback.models import CodingRule, FeedbackItem, FeedbackTopic, Notice, PartnerReport
+
+    report = PartnerReport(partner_id=partner_org.id, submission_token="matrix-token", activity_date=date(2026, 11, 2),
+                           country="GT", activity_type="workshop", participants=0)
+    db.session.add(report)
+    db.session.flush()
+    notice = Notice(kind="protection_concern", target_type="partner_report", target_id=report.id)
+    item = FeedbackItem(source="message", contact_id=contact.id, text="Hola", country="GT", language="es",
+                        channel="sms")
+    db.session.add_all([notice, item])
+    db.session.commit()
+    ids.update(report_id=report.id, notice_id=notice.id, item_id=item.id,
+               topic_id=db.session.query(FeedbackTopic.id).filter_by(code="health").scalar(),
+               rule_id=db.session.query(CodingRule.id).order_by(CodingRule.id.desc()).limit(1).scalar())
     return users, ids
 
 

@@ -85,6 +85,9 @@ def register_blueprints(app: Flask) -> None:
     from .inbound.inbox import bp as inbox_bp
 
     app.register_blueprint(inbox_bp)  # the officers' inbox: pages and forms, CSRF as usual
+    from .feedback.coding_views import bp as feedback_bp
+
+    app.register_blueprint(feedback_bp)  # the feedback queue and the codebook; CSRF as usual
     if app.config.get("C4D_SIMULATOR"):
         from .simulator.pages import bp as simulator_ui_bp
         from .simulator.views import bp as simulator_bp

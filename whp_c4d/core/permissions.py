@@ -48,6 +48,14 @@ ACTIONS: dict[str, str] = {
     "keywords.manage": "Add, switch off and remove the keywords people send (STOP, HELP, language…)",
     "conversations.view": "List conversations: pseudonym, country, language, counts (no message text)",
     "conversations.read": "Read the texts of a conversation: what the person wrote and what we sent",
+    "partner_reports.submit": "Submit activity reports for one's own organisation and correct them",
+    "partner_reports.view": "Read partner activity reports (partners: their own organisation's only)",
+    "protection.view": "Read the protection concerns partners report, and their notices",
+    "feedback.view": "See the feedback queue (sensitive items: administrators and the assigned person only)",
+    "feedback.code": "Code feedback items one by one or in bulk, assign them, record how the loop is closed",
+    "codebook.manage": "Edit feedback topics and the keyword rules that suggest codes",
+    "reports.view": "See engagement, poll, feedback, partner-reach and cost reports (counts under 5 hidden)",
+    "reports.export": "Export reports and coded feedback as CSV or XLSX (audited)",
 }
 
 _ALL = frozenset(ACTIONS)
@@ -65,11 +73,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "inbox.view", "inbox.reply",
             "simulator.phone",
             "conversations.view", "conversations.read",
+            "partner_reports.view", "feedback.view", "feedback.code", "reports.view", "reports.export",
         }
     ),
     "evaluator": frozenset({"dashboard.view", "account.edit", "contacts.view", "segments.view",
-                            "campaigns.view", "conversations.view"}),
-    "partner": frozenset({"dashboard.view", "account.edit", "contacts.view", "contacts.create", "partners.view"}),
+                            "campaigns.view", "conversations.view",
+                            "partner_reports.view", "feedback.view", "feedback.code", "reports.view",
+                            "reports.export"}),
+    "partner": frozenset({"dashboard.view", "account.edit", "contacts.view", "contacts.create", "partners.view",
+                          "partner_reports.submit", "partner_reports.view"}),
 }
 
 # Roles that may ever see a phone number (masked by default, revealed one at a time).

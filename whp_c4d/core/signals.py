@@ -7,3 +7,7 @@ _signals = Namespace()
 #: Sent with ``contact_id`` before a contact row is deleted by the erasure service. Every domain
 #: that stores data about a contact connects a receiver that deletes it, in the same transaction.
 contact_erasing = _signals.signal("contact-erasing")
+
+#: Sent with ``message`` (an ``InboundMessage`` understood as feedback: free text, or a poll answer kept
+#: as free text) in the transaction that files it. The feedback queue connects a receiver that adds it.
+feedback_received = _signals.signal("feedback-received")

@@ -31,6 +31,7 @@ from ..core.crypto import keys
 from ..core.database import dialect_insert
 from ..core.errors import ServiceError
 from ..core.models import utcnow
+from ..core.signals import feedback_received
 from ..extensions import db
 from ..messaging.models import OutboundMessage
 from ..messaging.segments import segments as count_segments
@@ -263,6 +264,7 @@ def _process(message: InboundMessage, now: datetime | None) -> list[DirectReply]
         message.campaign_id = context.campaign_id if context else None
     if kw.mentions(text, entries, "opt_out"):
         message.flag = "possible_opt_out"
+    feedback_received.send(message=message)
     if contact.status == "inbound_only" and not _has_replied_before(contact, message):
         _reply(contact, message, "welcome", _text("welcome", language))
     elif conv.last_ack_at is None or now - conv.last_ack_at >= ACK_EVERY:

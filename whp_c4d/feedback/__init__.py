@@ -1,0 +1,1 @@
+"""Participatory evaluation: partner reports, the feedback queue, its codebook and coding."""

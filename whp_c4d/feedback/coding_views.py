@@ -1,0 +1,305 @@
+"""The feedback queue pages: filter, code one item or a selection in bulk (with the codebook's
+suggestions), and the codebook's administration (topics and suggestion rules).
+
+Pages only; the rules are in ``services``. Every lookup by id goes through ``visible_items``, so a
+sensitive item somebody else is assigned to is a 404."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
+
+from ..audience import services as audience
+from ..auth.forms import EmptyForm
+from ..auth.models import PartnerOrganisation
+from ..campaigns.models import Campaign, Step
+from ..config import UI_LOCALES
+from ..core.errors import ServiceError
+from ..core.i18n import all_countries, language_name
+from ..core.permissions import can, requires
+from ..extensions import db
+from . import services as fb
+from .models import CRITICALITIES, ITEM_STATUSES, SOURCES, TYPES, CodingRule, FeedbackItem, FeedbackTopic
+
+bp = Blueprint("feedback", __name__, template_folder="templates")
+
+_KEEP = ("status", "type", "topic", "source", "country", "language", "campaign", "criticality", "mine",
+         "sensitive", "per_page", "page")
+
+
+def _labels() -> dict:
+    locale = str(get_locale() or "es")
+    return {"types": fb.TYPE_LABELS, "statuses": fb.STATUS_LABELS, "sources": fb.SOURCE_LABELS,
+            "criticalities": fb.CRITICALITY_LABELS,
+            "topics": {t.id: t.label(locale) for t in fb.topics(active_only=False)}}
+
+
+def _campaign_names(ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return dict(db.session.execute(sa.select(Campaign.id, Campaign.name).where(Campaign.id.in_(ids))).all())
+
+
+def _back_to_queue(raw: str | None) -> str:
+    """The queue URL the bulk form came from (its filters and page), never an outside address."""
+    if raw and raw.startswith("/feedback") and not raw.startswith("//"):
+        return raw
+    return url_for("feedback.queue")
+
+
+def _coding_from_form(form, *, bulk: bool) -> fb.Coding:
+    """Read the coding fields. In bulk, an empty field means "leave as it is"; on one item's page every
+    field is set (an empty type or topic clears it)."""
+    coding = fb.Coding()
+
+    def text(name: str) -> str | None:
+        value = form.get(name)
+        return None if value is None else value.strip()
+
+    kind, topic, crit, status, assignee = (text("type"), text("topic"), text("criticality"), text("status"),
+                                           text("assigned_to"))
+    if bulk:
+        if kind:
+            coding.type = None if kind == fb.UNCODED else kind
+        if topic:
+            coding.topic_id = None if topic == "none" else _int(topic, "feedback_unknown_topic")
+        if crit:
+            coding.criticality = crit
+        if status:
+            coding.status = status
+        if assignee:
+            coding.assigned_to_id = None if assignee == "none" else _int(assignee, "feedback_unknown_assignee")
+        if form.get("sensitive") in ("yes", "no"):
+            coding.sensitive = form.get("sensitive") == "yes"
+        coding.use_suggestion = form.get("use_suggestion") == "1"
+        return coding
+    coding.type = kind or None
+    coding.topic_id = _int(topic, "feedback_unknown_topic") if topic else None
+    coding.criticality = crit or "none"
+    coding.status = status or "new"
+    coding.sensitive = form.get("sensitive") == "1"
+    coding.loop_action = (form.get("loop_action") or "").strip()[:4000]
+    coding.assigned_to_id = _int(assignee, "feedback_unknown_assignee") if assignee else None
+    return coding
+
+
+def _int(raw: str, code: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ServiceError(code, value=raw) from None
+
+
+def _choices() -> dict:
+    countries = all_countries()
+    if g.user.role == "officer" and g.user.countries:
+        countries = [(c, n) for c, n in countries if c in g.user.countries]
+    campaigns = [(r.id, r.name) for r in db.session.execute(
+        sa.select(Campaign.id, Campaign.name).where(Campaign.status != "draft").order_by(Campaign.name))]
+    return {"countries": countries, "campaigns": campaigns,
+            "languages": [(c, language_name(c)) for c in audience.enabled_languages()],
+            "topic_list": fb.topics(), "coders": fb.coders(), "TYPES": TYPES, "STATUSES": ITEM_STATUSES,
+            "SOURCES": SOURCES, "CRITICALITIES": CRITICALITIES, "page_sizes": fb.PAGE_SIZES}
+
+
+# --- the queue ---------------------------------------------------------------------------------------
+
+@bp.get("/feedback")
+@requires("feedback.view")
+def queue():
+    filters = fb.QueueFilters.from_args(request.args)
+    page = max(request.args.get("page", 1, type=int), 1)
+    rows, total, more = fb.queue(g.user, filters, page)
+    here = url_for("feedback.queue") + ("?" + urlencode([(k, v) for k, v in request.args.items(multi=True)
+                                                          if k in _KEEP]) if request.args else "")
+    partners = dict(db.session.execute(sa.select(PartnerOrganisation.id, PartnerOrganisation.name).where(
+        PartnerOrganisation.id.in_({r.partner_id for r in rows if r.partner_id}))).all()) if rows else {}
+    return render_template("feedback/queue.html", rows=rows, total=total, page=page, more=more, filters=filters,
+                           here=here, counts=fb.queue_counts(g.user), form=EmptyForm(), mask=fb.mask_numbers,
+                           campaign_names=_campaign_names(r.campaign_id for r in rows), partners=partners,
+                           labels=_labels(), can_code=can(g.user.role, "feedback.code"), **_choices())
+
+
+@bp.post("/feedback/bulk")
+@requires("feedback.code")
+def bulk():
+    back = _back_to_queue(request.form.get("next"))
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    ids = request.form.getlist("ids")
+    try:
+        coding = _coding_from_form(request.form, bulk=True)
+        count = fb.code_items(g.user, [_int(i, "feedback_nothing_selected") for i in ids], coding,
+                              ip=request.remote_addr)
+    except ServiceError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return redirect(back)
+    db.session.commit()
+    flash(ngettext("%(num)s item coded.", "%(num)s items coded.", count), "success")
+    return redirect(back)
+
+
+# --- one item ----------------------------------------------------------------------------------------
+
+def _item_or_404(item_id: int) -> FeedbackItem:
+    item = fb.visible_item(g.user, item_id)
+    if item is None:
+        abort(404)
+    return item
+
+
+def _render_item(item: FeedbackItem, *, error: str | None = None, status: int = 200):
+    suggestion = fb.suggest(item.text, item.language)
+    step = db.session.get(Step, item.step_id) if item.step_id else None
+    partner = db.session.get(PartnerOrganisation, item.partner_id) if item.partner_id else None
+    return render_template(
+        "feedback/item.html", item=item, text=fb.mask_numbers(item.text), suggestion=suggestion, step=step,
+        partner=partner, campaign_name=_campaign_names([item.campaign_id]).get(item.campaign_id),
+        labels=_labels(), form=EmptyForm(), error=error, can_code=can(g.user.role, "feedback.code"),
+        back=_back_to_queue(request.args.get("next") or request.form.get("next")), **_choices()), status
+
+
+@bp.get("/feedback/<int:item_id>")
+@requires("feedback.view")
+def item(item_id: int):
+    return _render_item(_item_or_404(item_id))
+
+
+@bp.post("/feedback/<int:item_id>")
+@requires("feedback.code")
+def code_item(item_id: int):
+    item = _item_or_404(item_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        fb.code_items(g.user, [item.id], _coding_from_form(request.form, bulk=False), ip=request.remote_addr)
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_item(_item_or_404(item_id), error=exc.message, status=400)
+    db.session.commit()
+    flash(_("Item %(id)s saved.", id=item_id), "success")
+    visible = fb.visible_item(g.user, item_id) is not None
+    back = _back_to_queue(request.form.get("next"))
+    return redirect(url_for("feedback.item", item_id=item_id, next=back) if visible else back)
+
+
+# --- the codebook ------------------------------------------------------------------------------------
+
+def _render_codebook(status: int = 200, error: str | None = None):
+    rules = list(db.session.scalars(sa.select(CodingRule).order_by(CodingRule.id)))
+    return render_template("feedback/codebook.html", topics=fb.topics(active_only=False), rules=rules,
+                           labels=_labels(), ui_locales=UI_LOCALES, form=EmptyForm(), error=error,
+                           languages=[(c, language_name(c)) for c in audience.enabled_languages()],
+                           TYPES=TYPES), status
+
+
+@bp.get("/admin/codebook")
+@requires("codebook.manage")
+def codebook():
+    return _render_codebook()
+
+
+def _checked_form():
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+
+
+def _topic_labels(form) -> dict[str, str]:
+    return {code: (form.get(f"label_{code}") or "").strip()[:100] for code in UI_LOCALES
+            if (form.get(f"label_{code}") or "").strip()}
+
+
+@bp.post("/admin/codebook/topics")
+@requires("codebook.manage")
+def topic_create():
+    _checked_form()
+    try:
+        fb.save_topic(None, code=request.form.get("code", ""), labels=_topic_labels(request.form),
+                      position=request.form.get("position", type=int), active=True, actor=g.user)
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_codebook(400, exc.message)
+    db.session.commit()
+    flash(_("Topic added."), "success")
+    return redirect(url_for("feedback.codebook") + "#topics")
+
+
+@bp.post("/admin/codebook/topics/<int:topic_id>")
+@requires("codebook.manage")
+def topic_update(topic_id: int):
+    _checked_form()
+    topic = db.session.get(FeedbackTopic, topic_id) or abort(404)
+    try:
+        fb.save_topic(topic, code=topic.code, labels=_topic_labels(request.form),
+                      position=request.form.get("position", type=int), active=request.form.get("active") == "1",
+                      actor=g.user)
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_codebook(400, exc.message)
+    db.session.commit()
+    flash(_("Topic saved."), "success")
+    return redirect(url_for("feedback.codebook") + "#topics")
+
+
+def _rule_fields(form) -> dict:
+    topic = (form.get("topic") or "").strip()
+    return {"words": form.get("words", ""), "language": (form.get("language") or "").strip() or None,
+            "type": (form.get("type") or "").strip() or None,
+            "topic_id": _int(topic, "feedback_unknown_topic") if topic else None,
+            "sensitive": form.get("sensitive") == "1"}
+
+
+@bp.post("/admin/codebook/rules")
+@requires("codebook.manage")
+def rule_create():
+    _checked_form()
+    try:
+        fb.save_rule(None, actor=g.user, **_rule_fields(request.form))
+        fb.resuggest_uncoded()
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_codebook(400, exc.message)
+    db.session.commit()
+    flash(_("Rule added; the suggestions of items nobody has coded yet were updated."), "success")
+    return redirect(url_for("feedback.codebook") + "#rules")
+
+
+@bp.post("/admin/codebook/rules/<int:rule_id>")
+@requires("codebook.manage")
+def rule_update(rule_id: int):
+    _checked_form()
+    rule = db.session.get(CodingRule, rule_id) or abort(404)
+    try:
+        if request.form.get("only") == "active":
+            fb.set_rule_active(rule, request.form.get("active") == "1", g.user)
+        else:
+            fb.save_rule(rule, actor=g.user, **_rule_fields(request.form))
+        fb.resuggest_uncoded()
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_codebook(400, exc.message)
+    db.session.commit()
+    flash(_("Rule saved; the suggestions of items nobody has coded yet were updated."), "success")
+    return redirect(url_for("feedback.codebook") + "#rules")
+
+
+@bp.post("/admin/codebook/rules/<int:rule_id>/delete")
+@requires("codebook.manage")
+def rule_delete(rule_id: int):
+    _checked_form()
+    rule = db.session.get(CodingRule, rule_id) or abort(404)
+    try:
+        fb.delete_rule(rule, g.user)
+        fb.resuggest_uncoded()
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_codebook(400, exc.message)
+    db.session.commit()
+    flash(_("Rule removed."), "success")
+    return redirect(url_for("feedback.codebook") + "#rules")

@@ -266,3 +266,17 @@ def test_suggestions_ignore_case_accents_and_punctuation_and_need_whole_words():
     assert fb.suggest("secuestro", "es", rules).sensitive is True
     assert fb.suggest("¿Cuándo?", None, []).type == "question"
     assert re.fullmatch(r"\[…\]", fb.mask_numbers("+1 (555) 010-0199"))
+
+
+def test_the_worker_files_late_feedback_from_its_own_job(app, make_contact):
+    from whp_c4d.scheduler import jobs
+    from whp_c4d.scheduler.worker import build_scheduler
+
+    assert "feedback" in {job.id for job in build_scheduler(app).get_jobs()}
+    contact = make_contact(phone=NUMBER)
+    db.session.add(InboundMessage(provider_sid="SM" + "b" * 32, contact_id=contact.id, channel="whatsapp",
+                                  body="Merci", country="HT", language="fr", status="processed", kind="feedback"))
+    db.session.commit()
+    jobs.feedback(app)
+    [item] = _items()
+    assert (item.channel, item.country, item.suggested_type) == ("whatsapp", "HT", "praise")

@@ -40,3 +40,15 @@ def inbound(app) -> None:
         if done:
             log.info("inbound: %s stored messages processed late", done)
         db.session.remove()
+
+
+def feedback(app) -> None:
+    """File feedback messages the queue does not hold yet (the inbound service normally files them)."""
+    from ..feedback.services import collect_inbound
+
+    with app.app_context():
+        done = collect_inbound()
+        db.session.commit()
+        if done:
+            log.info("feedback: %s messages filed late", done)
+        db.session.remove()

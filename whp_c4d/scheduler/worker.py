@@ -69,6 +69,7 @@ def build_scheduler(app, *, sweep_seconds: float = 15.0) -> BackgroundScheduler:
     scheduler.add_job(jobs.sweep, IntervalTrigger(seconds=sweep_seconds), args=[app], id="sweep")
     scheduler.add_job(jobs.purge, CronTrigger(hour=3, minute=17), args=[app], id="purge")
     scheduler.add_job(jobs.inbound, IntervalTrigger(seconds=30), args=[app], id="inbound")
+    scheduler.add_job(jobs.feedback, IntervalTrigger(minutes=5), args=[app], id="feedback")
     return scheduler
 
 

@@ -344,10 +344,12 @@ class Dispatcher:
                 _finish(session, job.message_id, status="skipped", reason="opted_out_before_send")
             return "skipped"
         channel = self._channel()  # before the spacing: a thread's first client takes a while to build
+        gate = None
         if job.not_before is not None:  # paced: keep calls at least 1/cap apart even if threads bunch up
-            self._spacing.wait(job.sender.key, job.units, job.sender.cap)
+            def gate(key=job.sender.key, units=job.units, cap=job.sender.cap):
+                self._spacing.wait(key, units, cap)
         try:
-            result = channel.send(to=job.to, **job.sender.api_fields, **job.fields)
+            result = channel.send(to=job.to, **job.sender.api_fields, **job.fields, before_call=gate)
         except ch.SendError as exc:
             with Session(self.engine) as session:
                 outcome = _record_failure(session, job, exc)
@@ -466,11 +468,13 @@ class _Spacing:
     """In-process spacing of calls per sender: the database budget decides how many go each second;
     this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up, and a
     sliding one-second window over the calls actually started makes sure a stall followed by a catch-up
-    never puts more than the cap into any one second. For its first two seconds a sender gets half its
+    never puts more than the cap into any one second; and no two calls ever leave closer together than
+    the cap allows, so held-back calls do not leave in a burst. For its first two seconds a sender gets half its
     cap: the first calls open connections, and the set-up delays them while later calls catch up, so
     at Twilio's end they would bunch."""
 
     SLOW_START = 2.0  # seconds at half the cap when a sender starts (or restarts) in this process
+    MIN_GAP = 0.5  # the closest two calls of a sender may leave, as a fraction of 1/cap
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -478,6 +482,7 @@ class _Spacing:
         self.recent: dict[str, deque] = {}
         self.used: dict[str, float] = {}
         self.started: dict[str, float] = {}
+        self.last: dict[str, tuple[float, int]] = {}  # the last call let through: when, and its units
 
     def wait(self, key: str, units: int, cap: float) -> None:
         with self.lock:
@@ -495,14 +500,22 @@ class _Spacing:
                     used -= recent.popleft()[1]
                 if not recent:  # idle for a second: new connections ahead, whose set-up delays the first
                     self.started[key] = now  # calls and lets later ones catch up with them at Twilio
-                limit = cap / 2 if now - self.started.get(key, now) < self.SLOW_START else cap
-                if not recent or used + units <= limit:
+                slow = now - self.started.get(key, now) < self.SLOW_START
+                limit = cap / 2 if slow else cap
+                # Never two calls closer than half the spacing the cap allows, even when several threads
+                # were held back by the window and it opens for all of them at once: a burst of calls
+                # leaving together would reach Twilio together. (Half, not all of it: a thread woken late
+                # may catch up, or every late wake-up would be throughput lost for good.)
+                last_at, last_units = self.last.get(key, (0.0, 0))
+                gap = last_at + self.MIN_GAP * last_units / (limit or cap) - now
+                if gap <= 0 and (not recent or used + units <= limit):
                     recent.append((now, units))
                     self.used[key] = used + units
+                    self.last[key] = (now, units)
                     return
                 self.used[key] = used
-                pause = recent[0][0] + 1.0 - now
-            time.sleep(max(pause, 0.001))
+                pause = gap if gap > 0 else recent[0][0] + 1.0 - now
+            time.sleep(max(pause, 0.0005))
 
 
 class _Pacer:

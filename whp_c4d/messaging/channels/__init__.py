@@ -7,7 +7,7 @@ returns and how a failure is classified is provider-neutral and lives here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -74,7 +74,7 @@ class Channel(Protocol):
     def send(self, *, to: str, from_: str | None = None, messaging_service_sid: str | None = None,
              body: str | None = None, media_url: list[str] | None = None, content_sid: str | None = None,
              content_variables: Mapping | str | None = None, status_callback: str | None = None,
-             validity_period: int | None = None) -> SendResult: ...
+             validity_period: int | None = None, before_call: Callable[[], None] | None = None) -> SendResult: ...
 
     def fetch(self, sid: str) -> SendResult: ...
 

@@ -10,11 +10,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -26,6 +28,22 @@ DEFAULT_TIMEOUT = 15.0
 _MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
 
 log = logging.getLogger(__name__)
+
+
+_gate = threading.local()
+
+
+class _GatedAdapter(HTTPAdapter):
+    """Runs the calling thread's gate (the dispatcher's pacing) at the last moment before the request
+    goes on the wire: after the SDK has built it, so the time the SDK and requests spend preparing it,
+    delayed by whatever else holds the interpreter, cannot bunch paced calls together at Twilio's end."""
+
+    def send(self, request, *args, **kwargs):
+        gate = getattr(_gate, "fn", None)
+        if gate is not None:
+            _gate.fn = None  # once per send, whatever happens next
+            gate()
+        return super().send(request, *args, **kwargs)
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
@@ -46,6 +64,9 @@ class BaseUrlHttpClient(TwilioHttpClient):
         self.proxy = {k: v for k, v in requests.utils.get_environ_proxies(self.api_base).items()
                       if k in ("http", "https", "all")}
         self.session.trust_env = False
+        adapter = _GatedAdapter()
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
     def rewrite(self, url: str) -> str:
@@ -104,7 +125,9 @@ class TwilioChannel:
     def send(self, *, to: str, from_: str | None = None, messaging_service_sid: str | None = None,
              body: str | None = None, media_url: list[str] | None = None, content_sid: str | None = None,
              content_variables: Mapping | str | None = None, status_callback: str | None = None,
-             validity_period: int | None = None) -> SendResult:
+             validity_period: int | None = None, before_call: Callable[[], None] | None = None) -> SendResult:
+        """Create one message. ``before_call`` runs right before the request leaves (the dispatcher's
+        pacing), once, and not at all when the request fails before that."""
         if not from_ and not messaging_service_sid:
             raise ValueError("a message needs from_ or messaging_service_sid")
         if isinstance(content_variables, Mapping):
@@ -113,10 +136,13 @@ class TwilioChannel:
                   "media_url": list(media_url) if media_url else None, "content_sid": content_sid,
                   "content_variables": content_variables, "status_callback": status_callback,
                   "validity_period": validity_period}
+        _gate.fn = before_call
         try:
             message = self.client.messages.create(to=to, **{k: v for k, v in fields.items() if v is not None})
         except Exception as exc:  # noqa: BLE001 - every failure is classified; nothing else escapes
             raise _send_error(exc, "send") from None
+        finally:
+            _gate.fn = None
         return _result(message)
 
     def fetch(self, sid: str) -> SendResult:

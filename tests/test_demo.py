@@ -67,3 +67,21 @@ def test_launching_the_pilot_campaign_queues_the_first_message_for_all_twenty(ap
     now = utcnow()
     assert all(r.earliest_at <= now + timedelta(seconds=1) for r in first)
     assert not any(r.quiet_start and r.quiet_start != r.quiet_end for r in first)
+
+
+def test_the_demo_has_a_past_campaign_with_replies_feedback_and_partner_reports(app):
+    from whp_c4d.demo import HISTORY_CAMPAIGN
+    from whp_c4d.feedback.models import FeedbackItem, PartnerReport
+    from whp_c4d.inbound.models import PollResponse
+
+    seed_demo(echo=lambda _line: None)
+    past = db.session.scalar(sa.select(Campaign).where(Campaign.key == HISTORY_CAMPAIGN))
+    assert past.status == "completed" and [s.kind for s in past.steps] == ["message", "message", "poll"]
+    statuses = set(db.session.scalars(sa.select(OutboundMessage.status).where(OutboundMessage.campaign_id == past.id)))
+    assert {"delivered", "read", "failed", "undelivered"} <= statuses
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PollResponse)) >= 20
+    sources = set(db.session.scalars(sa.select(FeedbackItem.source)))
+    assert {"message", "partner_question", "partner_rumour"} <= sources
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(PartnerReport)) == 3
+    suggested = db.session.scalar(sa.select(sa.func.count()).where(FeedbackItem.suggested_type.is_not(None)))
+    assert suggested >= db.session.scalar(sa.select(sa.func.count()).select_from(FeedbackItem)) // 2

@@ -185,7 +185,7 @@ def sync_partner_items(report: PartnerReport) -> None:
     its item (its coding is kept); a field emptied removes an item nobody has coded yet."""
     existing = {i.source: i for i in db.session.scalars(
         sa.select(FeedbackItem).where(FeedbackItem.partner_report_id == report.id))}
-    rules = None
+    rules = _rules()
     for field, source in PARTNER_SOURCES.items():
         text = (getattr(report, field) or "").strip()
         item = existing.get(source)
@@ -199,7 +199,6 @@ def sync_partner_items(report: PartnerReport) -> None:
             db.session.add(item)
         elif item.text == text and item.country == report.country:
             continue
-        rules = _rules() if rules is None else rules
         item.text, item.country = text, report.country
         item.language = (report.languages or [None])[0]
         item.campaign_id = (report.campaign_ids or [None])[0]

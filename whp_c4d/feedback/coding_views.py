@@ -6,12 +6,14 @@ sensitive item somebody else is assigned to is a 404."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..audience import services as audience
 from ..auth.forms import EmptyForm
@@ -205,9 +207,19 @@ def codebook():
     return _render_codebook()
 
 
-def _checked_form():
+def _codebook_change(change: Callable[[], object], done: str, anchor: str):
+    """Every codebook form: checked, one service call, committed; a refusal shows the page again with
+    the reason (status 400) and changes nothing."""
     if not EmptyForm().validate_on_submit():
         abort(400)
+    try:
+        change()
+    except ServiceError as exc:
+        db.session.rollback()
+        return _render_codebook(400, exc.message)
+    db.session.commit()
+    flash(done, "success")
+    return redirect(url_for("feedback.codebook") + anchor)
 
 
 def _topic_labels(form) -> dict[str, str]:
@@ -218,33 +230,20 @@ def _topic_labels(form) -> dict[str, str]:
 @bp.post("/admin/codebook/topics")
 @requires("codebook.manage")
 def topic_create():
-    _checked_form()
-    try:
-        fb.save_topic(None, code=request.form.get("code", ""), labels=_topic_labels(request.form),
-                      position=request.form.get("position", type=int), active=True, actor=g.user)
-    except ServiceError as exc:
-        db.session.rollback()
-        return _render_codebook(400, exc.message)
-    db.session.commit()
-    flash(_("Topic added."), "success")
-    return redirect(url_for("feedback.codebook") + "#topics")
+    form = request.form
+    return _codebook_change(lambda: fb.save_topic(
+        None, code=form.get("code", ""), labels=_topic_labels(form), position=form.get("position", type=int),
+        active=True, actor=g.user), _("Topic added."), "#topics")
 
 
 @bp.post("/admin/codebook/topics/<int:topic_id>")
 @requires("codebook.manage")
 def topic_update(topic_id: int):
-    _checked_form()
     topic = db.session.get(FeedbackTopic, topic_id) or abort(404)
-    try:
-        fb.save_topic(topic, code=topic.code, labels=_topic_labels(request.form),
-                      position=request.form.get("position", type=int), active=request.form.get("active") == "1",
-                      actor=g.user)
-    except ServiceError as exc:
-        db.session.rollback()
-        return _render_codebook(400, exc.message)
-    db.session.commit()
-    flash(_("Topic saved."), "success")
-    return redirect(url_for("feedback.codebook") + "#topics")
+    form = request.form
+    return _codebook_change(lambda: fb.save_topic(
+        topic, code=topic.code, labels=_topic_labels(form), position=form.get("position", type=int),
+        active=form.get("active") == "1", actor=g.user), _("Topic saved."), "#topics")
 
 
 def _rule_fields(form) -> dict:
@@ -255,51 +254,41 @@ def _rule_fields(form) -> dict:
             "sensitive": form.get("sensitive") == "1"}
 
 
+_RESUGGESTED = _l("the suggestions of items nobody has coded yet were updated")
+
+
 @bp.post("/admin/codebook/rules")
 @requires("codebook.manage")
 def rule_create():
-    _checked_form()
-    try:
+    def change():
         fb.save_rule(None, actor=g.user, **_rule_fields(request.form))
         fb.resuggest_uncoded()
-    except ServiceError as exc:
-        db.session.rollback()
-        return _render_codebook(400, exc.message)
-    db.session.commit()
-    flash(_("Rule added; the suggestions of items nobody has coded yet were updated."), "success")
-    return redirect(url_for("feedback.codebook") + "#rules")
+
+    return _codebook_change(change, _("Rule added; %(then)s.", then=_RESUGGESTED), "#rules")
 
 
 @bp.post("/admin/codebook/rules/<int:rule_id>")
 @requires("codebook.manage")
 def rule_update(rule_id: int):
-    _checked_form()
     rule = db.session.get(CodingRule, rule_id) or abort(404)
-    try:
+
+    def change():
         if request.form.get("only") == "active":
             fb.set_rule_active(rule, request.form.get("active") == "1", g.user)
         else:
             fb.save_rule(rule, actor=g.user, **_rule_fields(request.form))
         fb.resuggest_uncoded()
-    except ServiceError as exc:
-        db.session.rollback()
-        return _render_codebook(400, exc.message)
-    db.session.commit()
-    flash(_("Rule saved; the suggestions of items nobody has coded yet were updated."), "success")
-    return redirect(url_for("feedback.codebook") + "#rules")
+
+    return _codebook_change(change, _("Rule saved; %(then)s.", then=_RESUGGESTED), "#rules")
 
 
 @bp.post("/admin/codebook/rules/<int:rule_id>/delete")
 @requires("codebook.manage")
 def rule_delete(rule_id: int):
-    _checked_form()
     rule = db.session.get(CodingRule, rule_id) or abort(404)
-    try:
+
+    def change():
         fb.delete_rule(rule, g.user)
         fb.resuggest_uncoded()
-    except ServiceError as exc:
-        db.session.rollback()
-        return _render_codebook(400, exc.message)
-    db.session.commit()
-    flash(_("Rule removed."), "success")
-    return redirect(url_for("feedback.codebook") + "#rules")
+
+    return _codebook_change(change, _("Rule removed; %(then)s.", then=_RESUGGESTED), "#rules")

@@ -280,3 +280,13 @@ def test_the_worker_files_late_feedback_from_its_own_job(app, make_contact):
     jobs.feedback(app)
     [item] = _items()
     assert (item.channel, item.country, item.suggested_type) == ("whatsapp", "HT", "praise")
+
+
+def test_officers_can_answer_the_person_from_the_item_and_evaluators_cannot(app, make_contact, make_user, login):
+    contact = make_contact(phone=NUMBER)
+    [item] = _file(["¿Cuándo abren las citas?"])
+    client = app.test_client()
+    login(client, make_user("officer"))
+    assert f"/inbox/{contact.id}" in client.get(f"/feedback/{item.id}").get_data(as_text=True)
+    login(client, make_user("evaluator"))
+    assert f"/inbox/{contact.id}" not in client.get(f"/feedback/{item.id}").get_data(as_text=True)

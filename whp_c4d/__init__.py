@@ -85,6 +85,9 @@ def register_blueprints(app: Flask) -> None:
     from .inbound.inbox import bp as inbox_bp
 
     app.register_blueprint(inbox_bp)  # the officers' inbox: pages and forms, CSRF as usual
+    from .feedback.views import bp as partner_reports_bp
+
+    app.register_blueprint(partner_reports_bp)  # partner activity reports and protection notices
     from .feedback.coding_views import bp as feedback_bp
 
     app.register_blueprint(feedback_bp)  # the feedback queue and the codebook; CSRF as usual

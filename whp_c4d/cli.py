@@ -35,6 +35,7 @@ def register(app) -> None:
     app.cli.add_command(serve_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(users_group)
+    app.cli.add_command(partners_group)
     app.cli.add_command(api_token_group)
     app.cli.add_command(contacts_group)
     app.cli.add_command(privacy_group)
@@ -159,6 +160,32 @@ def users_create(email: str, role: str, name: str, partner_name: str | None, pas
         raise click.ClickException(exc.message) from None
     db.session.commit()
     click.echo(f"created user {user.id} <{user.email}> with role {role}")
+
+
+@click.group("partners")
+def partners_group():
+    """Partner organisations."""
+
+
+@partners_group.command("create")
+@click.argument("name")
+@click.option("--country", required=True, help="ISO 3166 code of the country the organisation works in (e.g. HT).")
+@with_appcontext
+def partners_create(name: str, country: str):
+    """Create a partner organisation (its users are added with `c4d users create --partner NAME`)."""
+    from .auth import services as auth
+    from .core import phones
+    from .core.errors import ServiceError
+
+    code = country.strip().upper()
+    if not phones.is_country(code):
+        raise click.UsageError(f"unknown country code {country!r}: use ISO 3166 alpha-2, e.g. HT")
+    try:
+        org = auth.save_partner(None, name=name, country=code, active=True, actor=None)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"created partner organisation {org.id} {org.name!r} ({org.country})")
 
 
 @click.group("api-token")

@@ -53,6 +53,10 @@ def build_spec() -> dict:
     })
     _campaign_paths(spec, errors, ref)
     _inbound_paths(spec, errors, ref)
+    from .partner_reports import _partner_report_paths  # here: that module imports .views, which imports us
+    _partner_report_paths(spec, errors, ref)
+    from .reports import _report_paths  # here, like the line above
+    _report_paths(spec, errors, ref)
     return spec.to_dict()
 
 

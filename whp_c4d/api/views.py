@@ -210,4 +210,6 @@ def campaigns_transition(campaign_id: int):
     return jsonify(_campaign_out(campaign))
 
 
-from . import inbound  # noqa: E402,F401  (conversations and poll results, on this blueprint)
+# More routes on this blueprint: conversations and poll results; partner activity reports; engagement, poll
+# and feedback reports.
+from . import inbound, partner_reports, reports  # noqa: E402,F401

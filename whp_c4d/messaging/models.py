@@ -110,6 +110,11 @@ class OutboundMessage(db.Model):
     __table_args__ = (
         sa.UniqueConstraint("step_id", "contact_id", "occurrence", name="outbound_once_per_occurrence"),
         sa.Index("ix_outbound_due", "status", "earliest_at"),
+        # Reports: a campaign's latest change (is its rollup current?) and the people who replied STOP to a
+        # sender (Twilio's 21610), both without reading the campaign's rows.
+        sa.Index("ix_outbound_campaign_updated", "campaign_id", "updated_at"),
+        sa.Index("ix_outbound_opted_out_at_twilio", "campaign_id", sqlite_where=sa.text("error_code = 21610"),
+                 postgresql_where=sa.text("error_code = 21610")),
         sa.CheckConstraint("channel in ('sms','whatsapp')", name="channel"),
     )
 

@@ -109,6 +109,9 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["C4D_LOGIN_WINDOW"] = timedelta(minutes=int(env.get("C4D_LOGIN_WINDOW_MINUTES", "15")))
     cfg["C4D_LOGIN_MAX_FAILURES_PER_IP"] = int(env.get("C4D_LOGIN_MAX_FAILURES_PER_IP", "30"))
 
+    # How long a campaign report may show counts computed before the latest messages (reports.rollup).
+    cfg["C4D_REPORT_REFRESH_SECONDS"] = int(env.get("C4D_REPORT_REFRESH_SECONDS", "300"))
+
     cfg["BABEL_DEFAULT_LOCALE"] = "es"
     cfg["BABEL_DEFAULT_TIMEZONE"] = "UTC"
     cfg["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(__file__).resolve().parent.parent / "translations")

@@ -290,3 +290,15 @@ def test_officers_can_answer_the_person_from_the_item_and_evaluators_cannot(app,
     assert f"/inbox/{contact.id}" in client.get(f"/feedback/{item.id}").get_data(as_text=True)
     login(client, make_user("evaluator"))
     assert f"/inbox/{contact.id}" not in client.get(f"/feedback/{item.id}").get_data(as_text=True)
+
+
+def test_the_queues_counts_under_five_are_hidden_from_evaluators(app, make_contact, make_user, login):
+    make_contact(phone=NUMBER)
+    _file(["uno", "dos", "tres"])
+    client = app.test_client()
+    login(client, make_user("evaluator"))
+    page = client.get("/feedback").get_data(as_text=True)
+    assert "(&lt;5)" in page and page.count(": &lt;5</a>") == 1  # in the title, and three uncoded
+    assert not re.search(r"\([1-4]\)|: [1-4]</a>", page)
+    login(client, make_user("officer"))
+    assert "(3)" in client.get("/feedback").get_data(as_text=True)

@@ -23,6 +23,7 @@ from ..config import UI_LOCALES
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries, language_name
 from ..core.permissions import can, requires
+from ..core.smallcells import cell
 from ..extensions import db
 from . import services as fb
 from .models import CRITICALITIES, ITEM_STATUSES, SOURCES, TYPES, CodingRule, FeedbackItem, FeedbackTopic
@@ -121,7 +122,10 @@ def queue():
                                                           if k in _KEEP]) if request.args else "")
     partners = dict(db.session.execute(sa.select(PartnerOrganisation.id, PartnerOrganisation.name).where(
         PartnerOrganisation.id.in_({r.partner_id for r in rows if r.partner_id}))).all()) if rows else {}
+    # Counts shown like every count of the programme: "<5" to those who do not run campaigns (evaluators).
+    suppress = not can(g.user.role, "campaigns.launch")
     return render_template("feedback/queue.html", rows=rows, total=total, page=page, more=more, filters=filters,
+                           shown=(lambda n: cell(n)) if suppress else (lambda n: n),
                            here=here, counts=fb.queue_counts(g.user), form=EmptyForm(), mask=fb.mask_numbers,
                            campaign_names=_campaign_names(r.campaign_id for r in rows), partners=partners,
                            labels=_labels(), can_code=can(g.user.role, "feedback.code"), **_choices())

@@ -290,10 +290,8 @@ def update_report(report: PartnerReport, data: dict[str, Any], *, actor: User,
 
 
 def _sync_items(report: PartnerReport) -> None:
-    # sync_partner_items adds an item before it reads the rules: without this, that read would flush the
-    # item half-filled (no country yet).
-    with db.session.no_autoflush:
-        sync_partner_items(report)
+    """Questions, rumours and suggestions heard become (or update) feedback items."""
+    sync_partner_items(report)
 
 
 # --- protection concerns and their notices -----------------------------------------------------------

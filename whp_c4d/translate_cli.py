@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BABEL_CFG = ROOT / "babel.cfg"
 TRANSLATIONS = ROOT / "translations"
 POT = TRANSLATIONS / "messages.pot"
-KEYWORDS = ("_", "_l", "gettext", "lazy_gettext", "ngettext:1,2")  # singular, plural
+KEYWORDS = ("_", "_l", "gettext", "lazy_gettext", "ngettext:1,2", "lazy_pgettext:1c,2")  # (context,) singular, plural
 
 
 def extract_args(output: Path | str = POT) -> list[str]:

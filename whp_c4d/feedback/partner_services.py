@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 from werkzeug.exceptions import NotFound
 
 from ..audience.services import enabled_languages
@@ -55,7 +56,7 @@ GROUP_LABELS = {
     "other": _l("Other groups"),
 }
 AREA_LEVEL_LABELS = {"district": _l("District"), "parish": _l("Parish"), "province": _l("Province"),
-                     "department": _l("Department"), "state": _l("State")}
+                     "department": _l("Department"), "state": lazy_pgettext("administrative level", "State")}
 #: Every field's label, for the form and for the list of errors at its top.
 FIELD_LABELS = {
     "partner_id": _l("Organisation"),

@@ -25,6 +25,7 @@ from ..core.i18n import all_countries, language_name
 from ..core.permissions import can, requires
 from ..core.smallcells import cell
 from ..extensions import db
+from . import codebook
 from . import services as fb
 from .models import CRITICALITIES, ITEM_STATUSES, SOURCES, TYPES, CodingRule, FeedbackItem, FeedbackTopic
 
@@ -38,7 +39,7 @@ def _labels() -> dict:
     locale = str(get_locale() or "es")
     return {"types": fb.TYPE_LABELS, "statuses": fb.STATUS_LABELS, "sources": fb.SOURCE_LABELS,
             "criticalities": fb.CRITICALITY_LABELS,
-            "topics": {t.id: t.label(locale) for t in fb.topics(active_only=False)}}
+            "topics": {t.id: t.label(locale) for t in codebook.topics(active_only=False)}}
 
 
 def _campaign_names(ids) -> dict[int, str]:
@@ -106,7 +107,7 @@ def _choices() -> dict:
         sa.select(Campaign.id, Campaign.name).where(Campaign.status != "draft").order_by(Campaign.name))]
     return {"countries": countries, "campaigns": campaigns,
             "languages": [(c, language_name(c)) for c in audience.enabled_languages()],
-            "topic_list": fb.topics(), "coders": fb.coders(), "TYPES": TYPES, "STATUSES": ITEM_STATUSES,
+            "topic_list": codebook.topics(), "coders": fb.coders(), "TYPES": TYPES, "STATUSES": ITEM_STATUSES,
             "SOURCES": SOURCES, "CRITICALITIES": CRITICALITIES, "page_sizes": fb.PAGE_SIZES}
 
 
@@ -161,7 +162,7 @@ def _item_or_404(item_id: int) -> FeedbackItem:
 
 
 def _render_item(item: FeedbackItem, *, error: str | None = None, status: int = 200):
-    suggestion = fb.suggest(item.text, item.language)
+    suggestion = codebook.suggest(item.text, item.language)
     step = db.session.get(Step, item.step_id) if item.step_id else None
     partner = db.session.get(PartnerOrganisation, item.partner_id) if item.partner_id else None
     return render_template(
@@ -199,15 +200,15 @@ def code_item(item_id: int):
 
 def _render_codebook(status: int = 200, error: str | None = None):
     rules = list(db.session.scalars(sa.select(CodingRule).order_by(CodingRule.id)))
-    return render_template("feedback/codebook.html", topics=fb.topics(active_only=False), rules=rules,
+    return render_template("feedback/codebook.html", topics=codebook.topics(active_only=False), rules=rules,
                            labels=_labels(), ui_locales=UI_LOCALES, form=EmptyForm(), error=error,
                            languages=[(c, language_name(c)) for c in audience.enabled_languages()],
                            TYPES=TYPES), status
 
 
-@bp.get("/admin/codebook")
+@bp.get("/admin/codebook", endpoint="codebook")
 @requires("codebook.manage")
-def codebook():
+def codebook_page():
     return _render_codebook()
 
 
@@ -235,7 +236,7 @@ def _topic_labels(form) -> dict[str, str]:
 @requires("codebook.manage")
 def topic_create():
     form = request.form
-    return _codebook_change(lambda: fb.save_topic(
+    return _codebook_change(lambda: codebook.save_topic(
         None, code=form.get("code", ""), labels=_topic_labels(form), position=form.get("position", type=int),
         active=True, actor=g.user), _("Topic added."), "#topics")
 
@@ -245,7 +246,7 @@ def topic_create():
 def topic_update(topic_id: int):
     topic = db.session.get(FeedbackTopic, topic_id) or abort(404)
     form = request.form
-    return _codebook_change(lambda: fb.save_topic(
+    return _codebook_change(lambda: codebook.save_topic(
         topic, code=topic.code, labels=_topic_labels(form), position=form.get("position", type=int),
         active=form.get("active") == "1", actor=g.user), _("Topic saved."), "#topics")
 
@@ -265,8 +266,8 @@ _RESUGGESTED = _l("the suggestions of items nobody has coded yet were updated")
 @requires("codebook.manage")
 def rule_create():
     def change():
-        fb.save_rule(None, actor=g.user, **_rule_fields(request.form))
-        fb.resuggest_uncoded()
+        codebook.save_rule(None, actor=g.user, **_rule_fields(request.form))
+        codebook.resuggest_uncoded()
 
     return _codebook_change(change, _("Rule added; %(then)s.", then=_RESUGGESTED), "#rules")
 
@@ -278,10 +279,10 @@ def rule_update(rule_id: int):
 
     def change():
         if request.form.get("only") == "active":
-            fb.set_rule_active(rule, request.form.get("active") == "1", g.user)
+            codebook.set_rule_active(rule, request.form.get("active") == "1", g.user)
         else:
-            fb.save_rule(rule, actor=g.user, **_rule_fields(request.form))
-        fb.resuggest_uncoded()
+            codebook.save_rule(rule, actor=g.user, **_rule_fields(request.form))
+        codebook.resuggest_uncoded()
 
     return _codebook_change(change, _("Rule saved; %(then)s.", then=_RESUGGESTED), "#rules")
 
@@ -292,7 +293,7 @@ def rule_delete(rule_id: int):
     rule = db.session.get(CodingRule, rule_id) or abort(404)
 
     def change():
-        fb.delete_rule(rule, g.user)
-        fb.resuggest_uncoded()
+        codebook.delete_rule(rule, g.user)
+        codebook.resuggest_uncoded()
 
     return _codebook_change(change, _("Rule removed; %(then)s.", then=_RESUGGESTED), "#rules")

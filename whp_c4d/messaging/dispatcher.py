@@ -466,23 +466,25 @@ _SENT_EVENT = sa.insert(MessageEvent).values(
 
 class _Spacing:
     """In-process spacing of calls per sender: the database budget decides how many go each second;
-    this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up, and a
-    sliding one-second window over the calls actually started makes sure a stall followed by a catch-up
-    never puts more than the cap into any one second; and no two calls ever leave closer together than
-    the cap allows, so held-back calls do not leave in a burst. For its first two seconds a sender gets half its
-    cap: the first calls open connections, and the set-up delays them while later calls catch up, so
-    at Twilio's end they would bunch."""
+    this keeps them evenly apart when threads are delayed (the GIL, a slow query) and bunch up. A sliding
+    one-second window over the calls actually started makes sure a stall followed by a catch-up never
+    puts more than the cap into any one second, and a tenth-of-a-second window holds each tenth of a
+    second to a tenth of the cap, so calls held back by the first window do not leave in one burst (they
+    would reach Twilio together). For its first two seconds a sender gets half its cap: the first calls
+    open connections, and the set-up delays them while later calls catch up, so at Twilio's end they
+    would bunch."""
 
     SLOW_START = 2.0  # seconds at half the cap when a sender starts (or restarts) in this process
-    MIN_GAP = 0.5  # the closest two calls of a sender may leave, as a fraction of 1/cap
+    FINE = 0.1  # seconds: the short window, allowed this share of the cap
 
     def __init__(self):
         self.lock = threading.Lock()
         self.next_at: dict[str, float] = {}
-        self.recent: dict[str, deque] = {}
+        self.recent: dict[str, deque] = {}  # (when, units) of the last second
         self.used: dict[str, float] = {}
+        self.fine: dict[str, deque] = {}  # (when, units) of the last tenth of a second
+        self.fine_used: dict[str, float] = {}
         self.started: dict[str, float] = {}
-        self.last: dict[str, tuple[float, int]] = {}  # the last call let through: when, and its units
 
     def wait(self, key: str, units: int, cap: float) -> None:
         with self.lock:
@@ -494,27 +496,24 @@ class _Spacing:
         while True:
             with self.lock:
                 now = time.monotonic()
-                recent = self.recent.setdefault(key, deque())
-                used = self.used.get(key, 0)
+                recent, fine = self.recent.setdefault(key, deque()), self.fine.setdefault(key, deque())
+                used, fine_used = self.used.get(key, 0), self.fine_used.get(key, 0)
                 while recent and recent[0][0] <= now - 1.0:
                     used -= recent.popleft()[1]
+                while fine and fine[0][0] <= now - self.FINE:
+                    fine_used -= fine.popleft()[1]
                 if not recent:  # idle for a second: new connections ahead, whose set-up delays the first
                     self.started[key] = now  # calls and lets later ones catch up with them at Twilio
-                slow = now - self.started.get(key, now) < self.SLOW_START
-                limit = cap / 2 if slow else cap
-                # Never two calls closer than half the spacing the cap allows, even when several threads
-                # were held back by the window and it opens for all of them at once: a burst of calls
-                # leaving together would reach Twilio together. (Half, not all of it: a thread woken late
-                # may catch up, or every late wake-up would be throughput lost for good.)
-                last_at, last_units = self.last.get(key, (0.0, 0))
-                gap = last_at + self.MIN_GAP * last_units / (limit or cap) - now
-                if gap <= 0 and (not recent or used + units <= limit):
+                limit = cap / 2 if now - self.started.get(key, now) < self.SLOW_START else cap
+                second_ok = not recent or used + units <= limit
+                fine_ok = not fine or fine_used + units <= limit * self.FINE
+                if second_ok and fine_ok:
                     recent.append((now, units))
-                    self.used[key] = used + units
-                    self.last[key] = (now, units)
+                    fine.append((now, units))
+                    self.used[key], self.fine_used[key] = used + units, fine_used + units
                     return
-                self.used[key] = used
-                pause = gap if gap > 0 else recent[0][0] + 1.0 - now
+                self.used[key], self.fine_used[key] = used, fine_used
+                pause = (recent[0][0] + 1.0 if not second_ok else fine[0][0] + self.FINE) - now
             time.sleep(max(pause, 0.0005))
 
 

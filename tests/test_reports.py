@@ -576,3 +576,21 @@ def test_every_report_renders_and_exports_in_every_ui_language(app, client, know
         r = client.get(url)
         assert r.status_code == 200, (language, url)
     assert f'lang="{language}"' in client.get("/reports").get_data(as_text=True)
+
+
+def test_rows_discarded_from_a_paused_campaign_leave_no_stale_rollup(app, known):
+    from whp_c4d.campaigns.sweep import discard_held
+
+    campaign, *_ = known
+    app.config["C4D_REPORT_REFRESH_SECONDS"] = 3600  # a rollup that no longer matches would be kept an hour
+    before = queries.engagement(ReportFilters(campaign_id=campaign.id), ()).total.targeted
+    db.session.commit()
+    held = db.session.scalars(sa.select(OutboundMessage.id).where(OutboundMessage.campaign_id == campaign.id)
+                              .limit(3)).all()
+    db.session.execute(sa.update(OutboundMessage).where(OutboundMessage.id.in_(held)).values(status="held"))
+    db.session.commit()
+    queries.engagement(ReportFilters(campaign_id=campaign.id), ())  # the rollup, as it stood before
+    db.session.commit()
+    assert discard_held(db.session.get(type(campaign), campaign.id)) == 3
+    db.session.commit()
+    assert queries.engagement(ReportFilters(campaign_id=campaign.id), ()).total.targeted == before - 3

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from ..core.database import dialect_insert
 from ..core.models import utcnow
+from ..core.signals import outbox_rows_removed
 from ..extensions import db
 from ..messaging.models import OutboundMessage
 from .expansion import expand_step, occurrence_key
@@ -135,8 +136,11 @@ def hold(campaign: Campaign) -> int:
 def discard_held(campaign: Campaign) -> int:
     """The content changed while paused: rows that never left are dropped; the next sweep after the
     new approval plans those people again with the approved text."""
-    return db.session.execute(sa.delete(OutboundMessage).where(
+    removed = db.session.execute(sa.delete(OutboundMessage).where(
         OutboundMessage.campaign_id == campaign.id, OutboundMessage.status == "held")).rowcount or 0
+    if removed:
+        outbox_rows_removed.send(campaign_id=campaign.id)
+    return removed
 
 
 def release(campaign: Campaign) -> int:

@@ -11,3 +11,7 @@ contact_erasing = _signals.signal("contact-erasing")
 #: Sent with ``message`` (an ``InboundMessage`` understood as feedback: free text, or a poll answer kept
 #: as free text) in the transaction that files it. The feedback queue connects a receiver that adds it.
 feedback_received = _signals.signal("feedback-received")
+
+#: Sent with ``campaign_id`` when outbox rows of a campaign are deleted (never-sent rows discarded after
+#: the content changed while paused). Summaries of the outbox kept elsewhere (report rollups) drop theirs.
+outbox_rows_removed = _signals.signal("outbox-rows-removed")

@@ -20,7 +20,7 @@ from flask import current_app, has_app_context
 
 from ..core.database import dialect_insert
 from ..core.models import utcnow
-from ..core.signals import contact_erasing
+from ..core.signals import contact_erasing, outbox_rows_removed
 from ..extensions import db
 from ..inbound.models import InboundMessage
 from ..messaging.models import OutboundMessage
@@ -107,3 +107,10 @@ def campaigns_with_messages() -> list[int]:
 @contact_erasing.connect
 def _drop_rollups(_sender: Any, **_kw: Any) -> None:
     db.session.execute(sa.delete(ReportRollup).execution_options(synchronize_session=False))
+
+
+@outbox_rows_removed.connect
+def _drop_campaign_rollup(_sender: Any, *, campaign_id: int, **_kw: Any) -> None:
+    """Rows gone from the outbox leave its latest change as it was: the fingerprint would not see it."""
+    db.session.execute(sa.delete(ReportRollup).where(ReportRollup.campaign_id == campaign_id)
+                       .execution_options(synchronize_session=False))

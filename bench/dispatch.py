@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import resource
 import sys
 import time
@@ -44,6 +45,7 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=int, default=150)
     ap.add_argument("--pool", type=int, default=32)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument("--dump", default=None, help="write the calls' start and arrival times to this JSON file")
     args = ap.parse_args()
 
     stack = contextlib.ExitStack()
@@ -116,6 +118,8 @@ def main() -> None:
         # Both processes read the same system-wide monotonic clock: the k-th call started and the k-th
         # arrival are (nearly) the same request, so their difference is the time on the way.
         transit = sorted(b - a for a, b in zip(sorted(starts), stamps, strict=False))
+        if args.dump:  # both clocks' stamps, to study where a busy second comes from
+            Path(args.dump).write_text(json.dumps({"starts": sorted(starts), "stamps": stamps}))
         rate = len(stamps) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0
         statuses = dict(db.session.execute(sa.select(OutboundMessage.status, sa.func.count())
                                            .group_by(OutboundMessage.status)).all())

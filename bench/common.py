@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,12 +21,13 @@ BENCH_CONFIG = {"SECRET_KEY": "bench", "C4D_DATA_KEY": "bench-key-0123456789"}
 
 def bench_app(database_url: str | None, **config):
     """A migrated app on ``database_url`` (default: SQLite in a new temporary folder, which is also
-    the instance folder). Returns the app and the folder."""
+    the instance folder, removed when the process ends). Returns the app and the folder."""
     from flask_migrate import upgrade
 
     from whp_c4d import create_app
 
     tmp = tempfile.mkdtemp(prefix="c4d-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # a run leaves no database of fictional people
     os.environ["C4D_INSTANCE_PATH"] = tmp
     app = create_app({"DATABASE_URL": database_url or f"sqlite:///{tmp}/bench.db", **BENCH_CONFIG, **config})
     with app.app_context():

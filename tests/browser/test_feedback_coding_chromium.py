@@ -9,12 +9,8 @@ $C4D_SCREENSHOT_DIR (default: a temporary folder).
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
-from test_pages_in_chromium import CHROMIUM, CHROMIUM_ARGS, _c4d, _free_port, _run, _wait_healthy
+from test_pages_in_chromium import CHROMIUM, CHROMIUM_ARGS, _run, serving
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,39 +23,13 @@ EVALUATOR = "browser-coder@example.org"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("coding-instance")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "C4D_TEST_DATABASE_URL", "SECRET_KEY", "C4D_DATA_KEY",
-                        "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}}
-    env.update(C4D_INSTANCE_PATH=str(instance), C4D_PUBLIC_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1")
-    _run(env, "db", "upgrade")
-    _run(env, "demo")
-    _run(env, "users", "create", EVALUATOR, "--role", "evaluator", "--name", "Browser coder", "--password-stdin",
-         stdin=PASSWORD + "\n")
-    log = instance / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([*_c4d(), "serve", "--port", str(port), "--no-worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc, log)
+    def setup(env: dict) -> None:
+        _run(env, "demo")
+        _run(env, "users", "create", EVALUATOR, "--role", "evaluator", "--name", "Browser coder", "--password-stdin",
+             stdin=PASSWORD + "\n")
+
+    with serving(tmp_path_factory.mktemp("coding-instance"), setup, worker=False) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def screenshot_dir(tmp_path_factory) -> Path:
-    configured = os.environ.get("C4D_SCREENSHOT_DIR")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ to $C4D_SCREENSHOT_DIR (default: a temporary folder), named like ``dashboard-es.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,28 +88,21 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float =
     pytest.fail(f"/healthz did not answer 200 within {timeout}s (last: {last}):\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Base URL of a `c4d serve` on SQLite in a fresh instance folder, with demo contacts and our users."""
-    instance = tmp_path_factory.mktemp("browser-instance")
+@contextlib.contextmanager
+def serving(instance: Path, setup: Callable[[dict], None], *, worker: bool = True):
+    """`c4d serve` on SQLite in ``instance`` (migrated, then ``setup(env)`` runs its own `c4d` commands with
+    ``_run``): yields the base URL, and always stops the server."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in {"DATABASE_URL", "C4D_TEST_DATABASE_URL", "SECRET_KEY", "C4D_DATA_KEY",
                         "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}}
     env.update(C4D_INSTANCE_PATH=str(instance), C4D_PUBLIC_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1")
-
     _run(env, "db", "upgrade")
-    _run(env, "demo")  # fictional contacts (its own users' passwords are printed once; we make our own)
-    for role, email in USERS.items():
-        _run(env, "users", "create", email, "--role", role, "--name", f"Browser {role}", "--password-stdin",
-             stdin=PASSWORD + "\n")
-    _run(env, "users", "create", REVIEWER, "--role", "officer", "--name", "Browser reviewer", "--password-stdin",
-         stdin=PASSWORD + "\n")
-
+    setup(env)
     log = instance / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([*_c4d(), "serve", "--port", str(port)], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([*_c4d(), "serve", "--port", str(port), *([] if worker else ["--no-worker"])],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log)
@@ -122,6 +117,22 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Base URL of a `c4d serve` on SQLite in a fresh instance folder, with demo contacts and our users."""
+
+    def setup(env: dict) -> None:
+        _run(env, "demo")  # fictional contacts (its own users' passwords are printed once; we make our own)
+        for role, email in USERS.items():
+            _run(env, "users", "create", email, "--role", role, "--name", f"Browser {role}", "--password-stdin",
+                 stdin=PASSWORD + "\n")
+        _run(env, "users", "create", REVIEWER, "--role", "officer", "--name", "Browser reviewer",
+             "--password-stdin", stdin=PASSWORD + "\n")
+
+    with serving(tmp_path_factory.mktemp("browser-instance"), setup) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
@@ -130,14 +141,6 @@ def browser():
             yield b
         finally:
             b.close()
-
-
-@pytest.fixture(scope="module")
-def screenshot_dir(tmp_path_factory) -> Path:
-    configured = os.environ.get("C4D_SCREENSHOT_DIR")
-    path = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _console_error(page, msg) -> None:

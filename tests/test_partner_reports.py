@@ -526,3 +526,50 @@ def test_openapi_documents_the_partner_reports_endpoint(client):
     props = spec["components"]["schemas"]["PartnerReport"]["properties"]
     assert {"submission_token", "activity_date", "women", "age_60_plus", "protection_text"} <= set(props)
     assert "protection_text" not in spec["components"]["schemas"]["PartnerReportReceived"]["properties"]
+
+
+# --- malformed input never reaches a 500 ---------------------------------------------------------------
+
+def test_malformed_partner_report_payloads_get_a_400_never_a_500(app, partner, api_token):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    headers = api_token(partner)
+    client = app.test_client()
+    base = _form()
+    scalars = st.none() | st.booleans() | st.integers(-10**9, 10**9) | st.floats(allow_nan=True) | st.text(max_size=30)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(field=st.sampled_from(sorted(base) + ["meta/instanceID", "_uuid", "partner_id", "protection_concern",
+                                                 "protection_text", "campaign_ids", "unknown"]),
+           value=values, token=st.text(max_size=80) | st.none())
+    def check(field, value, token):
+        payload = dict(base, submission_token=token) if token is not None else dict(base)
+        payload[field] = value
+        r = client.post("/api/v1/partner-reports", json=payload, headers=headers)
+        assert r.status_code in (200, 201, 400, 409), (r.status_code, field, value)
+        db.session.rollback()
+
+    check()
+    for raw in (b"", b"[]", b"null", b"{", "é".encode("latin-1"), b'{"activity_date": "2026-02-30"}'):
+        r = client.post("/api/v1/partner-reports", data=raw, headers={**headers, "Content-Type": "application/json"})
+        assert r.status_code == 400, raw
+
+
+def test_malformed_report_forms_are_answered_with_the_form_never_a_500(as_user, partner):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    client = as_user(partner)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(field=st.sampled_from(sorted(_form())), value=st.text(max_size=40) | st.sampled_from(
+        ["-1", "1e9", "99999999999999999999", "0x10", " 12 ", "NaN", "2026-13-01", "00"]))
+    def check(field, value):
+        r = client.post("/activity-reports/new", data=_form(token=f"fuzz-{field}-0123456789abcdef", **{field: value}))
+        assert r.status_code in (200, 302, 303, 400), (r.status_code, field, value)
+        db.session.rollback()
+
+    check()

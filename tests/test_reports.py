@@ -594,3 +594,29 @@ def test_rows_discarded_from_a_paused_campaign_leave_no_stale_rollup(app, known)
     assert discard_held(db.session.get(type(campaign), campaign.id)) == 3
     db.session.commit()
     assert queries.engagement(ReportFilters(campaign_id=campaign.id), ()).total.targeted == before - 3
+
+
+def test_any_query_string_on_reports_gets_a_page_or_a_400_never_a_500(app, client, known, make_user, login, api_token):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    evaluator = make_user("evaluator")
+    login(client, evaluator)
+    headers = api_token(evaluator)
+    campaign, *_ = known
+    urls = ["/reports", f"/reports/campaigns/{campaign.id}", "/reports/feedback", "/reports/partners", "/reports/cost",
+            "/reports/engagement.csv", "/reports/feedback-items.xlsx", "/feedback", "/activity-reports"]
+    api = ["/api/v1/reports/funnel", "/api/v1/reports/polls", "/api/v1/reports/feedback"]
+    names = st.sampled_from(["campaign", "step", "country", "language", "channel", "from", "to", "by", "page",
+                             "type", "topic", "status", "per_page", "partner", "x"])
+    values = st.text(max_size=20) | st.sampled_from(["-1", "0", "99999999999999999999", "2026-02-30", "GT", "week",
+                                                     "step,country", "%00", "' or 1=1 --"])
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(url=st.sampled_from(urls + api), params=st.lists(st.tuples(names, values), max_size=4))
+    def check(url, params):
+        r = client.get(url, query_string=params, headers=headers if url.startswith("/api/") else None)
+        assert r.status_code in (200, 400), (r.status_code, url, params)
+        db.session.rollback()
+
+    check()

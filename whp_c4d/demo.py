@@ -303,7 +303,8 @@ def _seed_history(org: PartnerOrganisation, rng: random.Random) -> None:
                                what_worked="Los ejemplos de ofertas falsas", what_did_not="Poco tiempo",
                                questions_heard=questions, rumours_heard=rumours, suggestions="",
                                submitted_by_id=partner.id if partner else None,
-                               created_at=datetime.combine(days[i], time(20), tzinfo=UTC))
+                               created_at=datetime.combine(days[i], time(20), tzinfo=UTC),
+                               updated_at=datetime.combine(days[i], time(20), tzinfo=UTC))
         db.session.add(report)
         db.session.flush()
         sync_partner_items(report)

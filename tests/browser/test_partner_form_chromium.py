@@ -206,6 +206,31 @@ def test_a_partner_on_a_phone_sends_a_report_in_creole_over_a_dropped_connection
     assert page.script_errors == [], f"script or console errors: {page.script_errors}"
 
 
+def test_a_phone_offline_when_it_sends_keeps_the_report_and_sends_it_once_back_online(server, instance, phone):
+    """The other way a connection is lost: before the report leaves the phone (nothing reaches the server)."""
+    page = phone
+    _log_in_in_creole(page, server)
+    before = len(_reports(instance))
+    page.goto(server + "/activity-reports/new")
+    form = page.locator("form.pr-form")
+    page.wait_for_load_state("load")
+    form.locator("input[name=activity_date]").fill("2026-03-20")
+    form.locator("input[name=activity_type][value=radio]").check()
+    form.locator("input[name=participants]").fill("12")
+    form.locator("textarea[name=rumours_heard]").fill("Yo di gen bato ki pati gratis")
+    page.context.set_offline(True)
+    form.locator("button[type=submit]").click()
+    page.locator("#pr-send-status.error").wait_for()
+    assert len(_reports(instance)) == before, "nothing left the phone"
+    assert form.locator("textarea[name=rumours_heard]").input_value() == "Yo di gen bato ki pati gratis"
+    page.context.set_offline(False)
+    form.locator("button[type=submit]").click()
+    page.locator(".pr-report").wait_for()
+    assert len(_reports(instance)) == before + 1
+    assert page.locator(".flash.success").count() == 1  # this time the answer arrived: saved, once
+    assert page.script_errors == [], f"script or console errors: {page.script_errors}"
+
+
 def test_without_javascript_the_form_lists_every_area_and_still_sends(server, instance, screenshot_dir):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:

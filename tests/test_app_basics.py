@@ -64,3 +64,24 @@ def test_unknown_page_is_a_translated_404_not_a_500(client):
     r = client.get("/nope", headers={"Accept-Language": "es"})
     assert r.status_code == 404
     assert b"<html lang=\"es\">" in r.data
+
+
+def test_numbers_too_large_for_the_database_are_not_found_or_ignored_never_a_500(app, make_user, login,
+                                                                                 api_token):
+    """A URL or a filter with 2**63 (and more) in it: 404 for a record, the filter ignored for a list."""
+    huge = str(2**63)
+    client = app.test_client()
+    admin = make_user("admin")
+    login(client, admin)
+    for url in (f"/feedback/{huge}", f"/activity-reports/{huge}", f"/contacts/{huge}", f"/inbox/{huge}",
+                f"/campaigns/{huge}", f"/reports/campaigns/{huge}"):
+        assert client.get(url).status_code == 404, url
+    for url in (f"/feedback?page={huge}", f"/feedback?campaign={huge}&topic={huge}", f"/activity-reports?partner={huge}",
+                f"/inbox?campaign={huge}&page={huge}", f"/contacts?page={huge}", f"/admin/audit?page={huge}"):
+        assert client.get(url).status_code == 200, url
+    headers = api_token(admin)
+    for url in (f"/api/v1/contacts?after={huge}&limit={huge}", f"/api/v1/conversations?campaign={huge}",
+                f"/api/v1/contacts/{huge}"):
+        assert client.get(url, headers=headers).status_code in (200, 400, 404), url
+    r = client.post("/admin/codebook/topics", data={"code": "huge_order", "label_en": "Huge", "position": huge})
+    assert r.status_code == 302  # the order, too large to store, is ignored (the default order is kept)

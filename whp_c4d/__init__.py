@@ -18,6 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from .core import web as core_web
 
     core_web.configure_logging(app)
+    core_web.configure_url_converters(app)
     register_extensions(app)
     register_blueprints(app)
     core_web.register_request_hooks(app)

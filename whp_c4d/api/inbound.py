@@ -17,6 +17,7 @@ from werkzeug.exceptions import NotFound
 
 from ..audience import services as audience
 from ..audience.models import Contact
+from ..core.database import id_arg
 from ..core.errors import ServiceError
 from ..core.permissions import can, requires
 from ..extensions import db
@@ -32,7 +33,7 @@ class _BadCursor(ValueError):
 
 
 def _limit() -> int:
-    return min(max(request.args.get("limit", 50, type=int), 1), MAX_PAGE)
+    return min(max(request.args.get("limit", 50, type=id_arg), 1), MAX_PAGE)
 
 
 def _encode(*parts) -> str:
@@ -73,7 +74,7 @@ def conversations_list():
     country = (args.get("country") or "").strip().upper() or None
     language = (args.get("language") or "").strip().lower() or None
     kind = (args.get("kind") or "").strip().lower() or None
-    campaign = args.get("campaign", type=int)
+    campaign = args.get("campaign", type=id_arg)
     since = after = None
     if country:
         try:

@@ -12,6 +12,7 @@ from ..audience import segments as segment_service
 from ..audience import services as audience
 from ..audience.models import Contact
 from ..audience.schemas import ContactCreateSchema, ContactOutSchema
+from ..core.database import id_arg
 from ..core.errors import ServiceError
 from ..core.permissions import public, requires
 from ..core.schemas import flatten_errors
@@ -42,8 +43,8 @@ def _validation_error(fields: list[tuple[str, str]]):
 @requires("contacts.view")
 def contacts_list():
     """List contacts the caller may see, newest first. Filters as in segments; keyset paging."""
-    limit = min(max(request.args.get("limit", 50, type=int), 1), MAX_PAGE)
-    after = request.args.get("after", type=int)
+    limit = min(max(request.args.get("limit", 50, type=id_arg), 1), MAX_PAGE)
+    after = request.args.get("after", type=id_arg)
     filters = segment_service.clean_filters({
         "countries": request.args.getlist("country"), "languages": request.args.getlist("language"),
         "channels": request.args.getlist("channel"), "tags": request.args.getlist("tag"),

@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 
 from ..auth.forms import EmptyForm
 from ..core import retention
+from ..core.database import page_arg
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries
 from ..core.permissions import requires
@@ -80,7 +81,7 @@ def contacts():
             if found is not None:
                 match = sa.or_(match, Contact.id == found.id)
         q = q.where(match)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg(request.args)
     total = db.session.scalar(q.with_only_columns(sa.func.count(Contact.id)).order_by(None))
     rows = db.session.scalars(q.order_by(Contact.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     return render_template(

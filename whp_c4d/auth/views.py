@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from ..core import phones
+from ..core.database import page_arg
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries
 from ..core.permissions import authenticated, public, requires
@@ -287,7 +288,7 @@ def audit_log():
             q = q.where(AuditEvent.at >= datetime.fromisoformat(since).astimezone())
         except ValueError:
             flash(_("Not a valid date: use YYYY-MM-DD."), "error")
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg(request.args)
     rows = db.session.scalars(q.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
     return render_template("auth/audit.html", events=rows[:PAGE_SIZE], page=page, more=len(rows) > PAGE_SIZE,
                            filters={"action": action, "actor": actor, "since": since})

@@ -44,3 +44,32 @@ def dialect_insert(table):
     from sqlalchemy.dialects import postgresql, sqlite
 
     return (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+# Bounds of what the databases store and compare: a number from a URL beyond them would not be "not
+# found" but an error from the driver (SQLite's 64-bit integers, PostgreSQL's 32-bit ``integer``).
+_MAX_BIGINT = 2**63 - 1
+_MAX_INTEGER = 2**31 - 1
+MAX_PAGE = 100_000  # pages of a list: far beyond any real one, and an offset every database takes
+
+
+def id_arg(raw: str) -> int:
+    """``type=`` for an id or a number in a request: an int the database can compare, else ValueError
+    (so ``args.get(name, type=id_arg)`` gives the default, as for any other malformed value)."""
+    n = int(raw)
+    if not -_MAX_BIGINT <= n <= _MAX_BIGINT:
+        raise ValueError(raw)
+    return n
+
+
+def int_arg(raw: str) -> int:
+    """``type=`` for a number a form stores in an ``integer`` column."""
+    n = int(raw)
+    if not -_MAX_INTEGER <= n <= _MAX_INTEGER:
+        raise ValueError(raw)
+    return n
+
+
+def page_arg(args) -> int:
+    """The page number of a list, from 1 to ``MAX_PAGE``, from ``args["page"]``."""
+    return min(max(args.get("page", 1, type=id_arg), 1), MAX_PAGE)

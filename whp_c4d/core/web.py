@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from ..config import UI_LOCALES
 from ..extensions import db
@@ -43,6 +44,19 @@ class _RedactNumbers(logging.Filter):
             record.msg = _PHONE_LIKE.sub("[redacted-number]", msg)
             record.args = ()
         return True
+
+
+class _DatabaseInt(IntegerConverter):
+    """``<int:…>`` in our URLs: a number too large for the database is a 404, not a driver's error."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def configure_url_converters(app: Flask) -> None:
+    """Before any blueprint adds its rules (they are compiled with the converters of that moment)."""
+    app.url_map.converters["int"] = _DatabaseInt
 
 
 def configure_logging(app: Flask) -> None:

@@ -20,6 +20,7 @@ from ..auth.forms import EmptyForm
 from ..auth.models import PartnerOrganisation
 from ..campaigns.models import Campaign, Step
 from ..config import UI_LOCALES
+from ..core.database import int_arg, page_arg
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries, language_name
 from ..core.permissions import can, requires
@@ -117,7 +118,7 @@ def _choices() -> dict:
 @requires("feedback.view")
 def queue():
     filters = fb.QueueFilters.from_args(request.args)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg(request.args)
     rows, total, more = fb.queue(g.user, filters, page)
     here = url_for("feedback.queue") + ("?" + urlencode([(k, v) for k, v in request.args.items(multi=True)
                                                           if k in _KEEP]) if request.args else "")
@@ -237,7 +238,7 @@ def _topic_labels(form) -> dict[str, str]:
 def topic_create():
     form = request.form
     return _codebook_change(lambda: codebook.save_topic(
-        None, code=form.get("code", ""), labels=_topic_labels(form), position=form.get("position", type=int),
+        None, code=form.get("code", ""), labels=_topic_labels(form), position=form.get("position", type=int_arg),
         active=True, actor=g.user), _("Topic added."), "#topics")
 
 
@@ -247,7 +248,7 @@ def topic_update(topic_id: int):
     topic = db.session.get(FeedbackTopic, topic_id) or abort(404)
     form = request.form
     return _codebook_change(lambda: codebook.save_topic(
-        topic, code=topic.code, labels=_topic_labels(form), position=form.get("position", type=int),
+        topic, code=topic.code, labels=_topic_labels(form), position=form.get("position", type=int_arg),
         active=form.get("active") == "1", actor=g.user), _("Topic saved."), "#topics")
 
 

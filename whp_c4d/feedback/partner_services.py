@@ -19,6 +19,7 @@ from werkzeug.exceptions import NotFound
 from ..audience.services import enabled_languages
 from ..auth.models import PartnerOrganisation, User
 from ..auth.services import audit
+from ..core.database import id_arg
 from ..core.errors import MESSAGES, ServiceError
 from ..core.models import utcnow
 from ..core.permissions import can
@@ -177,7 +178,7 @@ class ReportFilters:
     @classmethod
     def from_args(cls, args) -> ReportFilters:
         country = (args.get("country") or "").strip().upper()[:2] or None
-        return cls(partner_id=args.get("partner", type=int), country=country)
+        return cls(partner_id=args.get("partner", type=id_arg), country=country)
 
 
 def list_reports(user: User, filters: ReportFilters, page: int = 1) -> tuple[list[PartnerReport], bool]:

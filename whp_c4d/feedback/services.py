@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext as _l
 from ..auth.models import User
 from ..auth.services import audit
 from ..core import retention
+from ..core.database import id_arg
 from ..core.errors import MESSAGES, ServiceError
 from ..core.models import utcnow
 from ..core.signals import contact_erasing, feedback_received
@@ -197,10 +198,10 @@ class QueueFilters:
 
         per_page = args.get("per_page", PAGE_SIZES[0], type=int)
         return cls(status=one_of("status", ITEM_STATUSES), type=one_of("type", (*TYPES, UNCODED)),
-                   topic_id=args.get("topic", type=int), source=one_of("source", SOURCES),
+                   topic_id=args.get("topic", type=id_arg), source=one_of("source", SOURCES),
                    country=(args.get("country") or "").strip().upper()[:2] or None,
                    language=(args.get("language") or "").strip().lower()[:8] or None,
-                   campaign_id=args.get("campaign", type=int), criticality=one_of("criticality", CRITICALITIES),
+                   campaign_id=args.get("campaign", type=id_arg), criticality=one_of("criticality", CRITICALITIES),
                    mine=args.get("mine") == "1", sensitive=args.get("sensitive") == "1",
                    per_page=per_page if per_page in PAGE_SIZES else PAGE_SIZES[0])
 

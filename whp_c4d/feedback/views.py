@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 from ..auth.forms import EmptyForm
 from ..auth.models import PartnerOrganisation
 from ..campaigns.models import Campaign
+from ..core.database import page_arg
 from ..core.errors import ServiceError
 from ..core.i18n import country_name, language_name
 from ..core.permissions import can, requires
@@ -130,7 +131,7 @@ def _notice_globals():
 @requires("partner_reports.view")
 def reports():
     filters = ps.ReportFilters.from_args(request.args)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg(request.args)
     rows, more = ps.list_reports(g.user, filters, page)
     names = dict(db.session.execute(sa.select(PartnerOrganisation.id, PartnerOrganisation.name)).all())
     suppress = {r.id: ps.suppress_counts(g.user, r) for r in rows}

@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Length
 
 from ..audience import services as audience
 from ..auth.forms import EmptyForm
+from ..core.database import page_arg
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries
 from ..core.permissions import can, requires
@@ -74,7 +75,7 @@ def _inbox_globals():
 @requires("inbox.view")
 def inbox_list():
     filters = inbox.InboxFilters.from_args(request.args)
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg(request.args)
     rows, total, more = inbox.conversations(g.user, filters, page)
     countries = all_countries()
     if g.user.role == "officer" and g.user.countries:

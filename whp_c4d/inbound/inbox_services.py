@@ -20,6 +20,7 @@ from ..audience.services import visible_contacts
 from ..auth.models import User
 from ..auth.services import audit
 from ..campaigns.models import Campaign
+from ..core.database import id_arg
 from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..extensions import db
@@ -79,7 +80,7 @@ class InboxFilters:
         kind = args.get("kind") or None
         country = (args.get("country") or "").strip().upper()[:2] or None
         language = (args.get("language") or "").strip().lower()[:8] or None
-        return cls(campaign_id=args.get("campaign", type=int), country=country, language=language,
+        return cls(campaign_id=args.get("campaign", type=id_arg), country=country, language=language,
                    kind=kind if kind in KINDS else None, flagged=args.get("flagged") == "1",
                    unhandled=args.get("unhandled") == "1")
 

@@ -8,6 +8,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, request
 
+from ..core.database import id_arg, int_arg
 from ..core.permissions import public
 from ..extensions import db
 from ..messaging.models import OutboundMessage
@@ -70,7 +71,7 @@ def status_callback():
     if not _signed():
         log.warning("status callback refused: bad or missing signature")
         return "", 403
-    message_id = request.args.get("m", type=int)
+    message_id = request.args.get("m", type=id_arg)
     status = (request.form.get("MessageStatus") or request.form.get("SmsStatus") or "").strip()
     sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
     if not message_id or not status:
@@ -83,7 +84,7 @@ def status_callback():
         return "SID does not match", 400
     if not msg.provider_sid and sid.startswith(("SM", "MM")):
         msg.provider_sid = sid[:34]
-    error = request.form.get("ErrorCode", type=int)
+    error = request.form.get("ErrorCode", type=int_arg)
     apply_status(db.session, msg, status, error, source="callback")
     db.session.commit()
     return "", 204

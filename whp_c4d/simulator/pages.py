@@ -9,6 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from ..core.database import page_arg
 from ..core.permissions import requires
 from ..extensions import db
 from . import services
@@ -70,7 +71,7 @@ def _send(number: str, to: str, body: str) -> tuple[str | None, int | None]:
 @bp.get("/phones")
 @requires("simulator.phone")
 def phones():
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_arg(request.args)
     handsets, more = services.list_handsets(page)
     form = NewPhoneForm()
     form.to.choices = _target_choices(services.new_phone_targets())

@@ -85,3 +85,24 @@ def test_numbers_too_large_for_the_database_are_not_found_or_ignored_never_a_500
         assert client.get(url, headers=headers).status_code in (200, 400, 404), url
     r = client.post("/admin/codebook/topics", data={"code": "huge_order", "label_en": "Huge", "position": huge})
     assert r.status_code == 302  # the order, too large to store, is ignored (the default order is kept)
+
+
+def test_a_nul_character_anywhere_in_a_request_is_a_400_never_a_500(app, make_user, login, api_token):
+    """PostgreSQL refuses NUL in text; no query, form or JSON may carry one that far."""
+    client = app.test_client()
+    evaluator = make_user("evaluator")
+    login(client, evaluator)
+    for url in ("/feedback", "/reports", "/activity-reports", "/reports/feedback", "/contacts"):
+        for name in ("country", "language", "type", "campaign", "by"):
+            assert client.get(url, query_string=[(name, "GT"), (name, "a\x00b")]).status_code == 400, (url, name)
+    headers = api_token(evaluator)
+    r = client.get("/api/v1/reports/funnel", query_string={"country": "\x00"}, headers=headers)
+    assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+    partner = make_user("partner")
+    r = client.post("/api/v1/partner-reports", json={"country": "HT", "locality": "Delmas\x00"},
+                    headers=api_token(partner))
+    assert r.status_code == 400
+    login(client, partner)
+    r = client.post("/activity-reports/new", data={"locality": "a\x00"})
+    assert r.status_code == 400
+    assert client.get("/feedback", query_string={"country": "GT"}).status_code == 403  # no NUL: the usual path

@@ -97,7 +97,7 @@ def test_a_nul_character_anywhere_in_a_request_is_a_400_never_a_500(app, make_us
             assert client.get(url, query_string=[(name, "GT"), (name, "a\x00b")]).status_code == 400, (url, name)
     headers = api_token(evaluator)
     r = client.get("/api/v1/reports/funnel", query_string={"country": "\x00"}, headers=headers)
-    assert r.status_code == 400 and r.get_json()["error"] == "bad_request"
+    assert r.status_code == 400 and r.get_json()["fields"] == {"country": r.get_json()["message"]}
     partner = make_user("partner")
     r = client.post("/api/v1/partner-reports", json={"country": "HT", "locality": "Delmas\x00"},
                     headers=api_token(partner))

@@ -96,31 +96,38 @@ def _api_user():
     return user_for_api_token(header[7:].strip())
 
 
-def _has_nul(value) -> bool:
+def _nul_paths(value, path: str = "") -> list[str]:
+    """Where NUL characters are in a parsed value: field names, dotted for JSON (``steps.0.key``)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return [path or "(value)"] if "\x00" in value else []
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return [p for k, v in value.items()
+                for p in ([f"{path}.{k}".lstrip(".") + " (name)"] if "\x00" in str(k) else [])
+                + _nul_paths(v, f"{path}.{k}".lstrip("."))]
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        return [p for i, v in enumerate(value) for p in _nul_paths(v, f"{path}.{i}".lstrip("."))]
+    return []
 
 
 def refuse_nul_characters():
     """A NUL character is never part of a name, a number or a message, and PostgreSQL refuses it in text:
-    a request carrying one in its URL, form or JSON gets a 400 at once, never an error further down."""
+    a request carrying one in its URL, form or JSON gets a 400 naming the fields, never an error further
+    down."""
     if request.endpoint == "static":
         return None
-    values = [[k, *vs] for k, vs in request.args.lists()]
+    def fields(multidict) -> dict:
+        return {k: vs[0] if len(vs) == 1 else vs for k, vs in multidict.lists()}
+
+    found = _nul_paths(fields(request.args))
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-        values += [[k, *vs] for k, vs in request.form.lists()]
+        found += _nul_paths(fields(request.form))
         if request.is_json:
-            values.append(request.get_json(silent=True))
-    if not any(_has_nul(v) for v in values):
+            found += _nul_paths(request.get_json(silent=True))
+    if not found:
         return None
     message = _("The request contains a character that is not allowed (NUL). Remove it and try again.")
     if request.path.startswith("/api/"):
-        return jsonify(error="bad_request", message=message), 400
+        return jsonify(error="validation", message=message, fields={f: message for f in found}), 400
     return render_template("errors/error.html", code=400, message=message), 400
 
 

@@ -580,3 +580,13 @@ def test_everyday_words_one_letter_from_a_keyword_do_not_flag_a_sentence(app, cl
     make_contact(phone="+50255500161")
     twilio_post(client, app, sms("+50255500161", "Gracias por la información, es muy útil para mi familia"))
     assert db.session.scalar(sa.select(InboundMessage.flag)) is None
+
+
+def test_a_message_with_a_nul_character_is_kept_without_it(app, client, make_contact):
+    """PostgreSQL refuses NUL in text; the person's message must not be lost for it."""
+    contact = make_contact(phone="+50255500133")
+    r = twilio_post(client, app, sms("+50255500133", "Hola\x00, ¿dónde está el albergue?"))
+    assert r.status_code == 200
+    db.session.expire_all()
+    [message] = db.session.scalars(sa.select(InboundMessage).where(InboundMessage.contact_id == contact.id)).all()
+    assert message.body == "Hola, ¿dónde está el albergue?" and message.kind == "feedback"

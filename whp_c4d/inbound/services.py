@@ -71,6 +71,8 @@ def receive(form: Mapping[str, str], now: datetime | None = None) -> Received:
     """Store the message once per MessageSid (Twilio retries), with the contact it comes from; a number
     we do not know becomes an "inbound only" contact. The caller commits."""
     now = now or utcnow()
+    # NUL is no character anyone writes, and PostgreSQL refuses it in text: dropped, so the message is kept.
+    form = {k: (v or "").replace("\x00", "") for k, v in form.items()}
     sid = (form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid") or "").strip()
     sender = (form.get("From") or "").strip()
     if not sid or not sender:

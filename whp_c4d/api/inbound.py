@@ -19,7 +19,8 @@ from ..audience import services as audience
 from ..audience.models import Contact
 from ..core.database import id_arg
 from ..core.errors import ServiceError
-from ..core.permissions import can, requires
+from ..core.permissions import requires
+from ..core.smallcells import hides_small_cells
 from ..extensions import db
 from ..inbound.inbox_services import InboxFilters, conversation_query
 from ..inbound.models import KINDS, InboundMessage
@@ -209,7 +210,7 @@ def conversation_messages(ref: str):
 def poll_results_get(step_id: int):
     """A poll step's results; counts of 1 to 4 are "<5" for those who do not operate campaigns."""
     results = poll_results(step_id, occurrence=request.args.get("occurrence") or None,
-                           suppress_small_cells=not can(g.user.role, "campaigns.launch"))
+                           suppress_small_cells=hides_small_cells(g.user.role))
     if results is None:
         raise NotFound()
     return jsonify(results.as_json())

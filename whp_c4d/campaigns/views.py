@@ -32,6 +32,7 @@ from ..core import phones
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries
 from ..core.permissions import can, requires
+from ..core.smallcells import hides_small_cells
 from ..extensions import db
 from ..messaging.segments import analyse, gsm_safe
 from . import services
@@ -488,7 +489,7 @@ def campaign_progress(campaign_id: int):
 
     campaign = services.get_campaign(campaign_id)
     # Those who operate campaigns (launch, pause) see exact counts; evaluators see 1-4 as "<5".
-    p = progress(campaign, suppress_small_cells=not can(g.user.role, "campaigns.launch"))
+    p = progress(campaign, suppress_small_cells=hides_small_cells(g.user.role))
     if request.args.get("format") == "json" or request.accept_mimetypes.best == "application/json":
         data = p.as_json()
         for f in data["failures"]:

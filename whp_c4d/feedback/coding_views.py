@@ -24,7 +24,7 @@ from ..core.database import int_arg, page_arg
 from ..core.errors import ServiceError
 from ..core.i18n import all_countries, language_name
 from ..core.permissions import can, requires
-from ..core.smallcells import cell
+from ..core.smallcells import cell, hides_small_cells
 from ..extensions import db
 from . import codebook
 from . import services as fb
@@ -36,11 +36,10 @@ _KEEP = ("status", "type", "topic", "source", "country", "language", "campaign",
          "sensitive", "per_page", "page")
 
 
-def _labels() -> dict:
+def _labels(all_topics: list[FeedbackTopic]) -> dict:
     locale = str(get_locale() or "es")
     return {"types": fb.TYPE_LABELS, "statuses": fb.STATUS_LABELS, "sources": fb.SOURCE_LABELS,
-            "criticalities": fb.CRITICALITY_LABELS,
-            "topics": {t.id: t.label(locale) for t in codebook.topics(active_only=False)}}
+            "criticalities": fb.CRITICALITY_LABELS, "topics": {t.id: t.label(locale) for t in all_topics}}
 
 
 def _campaign_names(ids) -> dict[int, str]:
@@ -101,6 +100,8 @@ def _int(raw: str, code: str) -> int:
 
 
 def _choices() -> dict:
+    """What the queue's and an item's forms offer, and the labels they show (one read of the topics)."""
+    all_topics = codebook.topics(active_only=False)
     countries = all_countries()
     if g.user.role == "officer" and g.user.countries:
         countries = [(c, n) for c, n in countries if c in g.user.countries]
@@ -108,7 +109,8 @@ def _choices() -> dict:
         sa.select(Campaign.id, Campaign.name).where(Campaign.status != "draft").order_by(Campaign.name))]
     return {"countries": countries, "campaigns": campaigns,
             "languages": [(c, language_name(c)) for c in audience.enabled_languages()],
-            "topic_list": codebook.topics(), "coders": fb.coders(), "TYPES": TYPES, "STATUSES": ITEM_STATUSES,
+            "labels": _labels(all_topics), "topic_list": [t for t in all_topics if t.active], "coders": fb.coders(),
+            "TYPES": TYPES, "STATUSES": ITEM_STATUSES,
             "SOURCES": SOURCES, "CRITICALITIES": CRITICALITIES, "page_sizes": fb.PAGE_SIZES}
 
 
@@ -125,12 +127,12 @@ def queue():
     partners = dict(db.session.execute(sa.select(PartnerOrganisation.id, PartnerOrganisation.name).where(
         PartnerOrganisation.id.in_({r.partner_id for r in rows if r.partner_id}))).all()) if rows else {}
     # Counts shown like every count of the programme: "<5" to those who do not run campaigns (evaluators).
-    suppress = not can(g.user.role, "campaigns.launch")
+    suppress = hides_small_cells(g.user.role)
     return render_template("feedback/queue.html", rows=rows, total=total, page=page, more=more, filters=filters,
                            shown=(lambda n: cell(n)) if suppress else (lambda n: n),
                            here=here, counts=fb.queue_counts(g.user), form=EmptyForm(), mask=fb.mask_numbers,
                            campaign_names=_campaign_names(r.campaign_id for r in rows), partners=partners,
-                           labels=_labels(), can_code=can(g.user.role, "feedback.code"), **_choices())
+                           can_code=can(g.user.role, "feedback.code"), **_choices())
 
 
 @bp.post("/feedback/bulk")
@@ -169,7 +171,7 @@ def _render_item(item: FeedbackItem, *, error: str | None = None, status: int = 
     return render_template(
         "feedback/item.html", item=item, text=fb.mask_numbers(item.text), suggestion=suggestion, step=step,
         partner=partner, campaign_name=_campaign_names([item.campaign_id]).get(item.campaign_id),
-        labels=_labels(), form=EmptyForm(), error=error, can_code=can(g.user.role, "feedback.code"),
+        form=EmptyForm(), error=error, can_code=can(g.user.role, "feedback.code"),
         back=_back_to_queue(request.args.get("next") or request.form.get("next")), **_choices()), status
 
 
@@ -201,8 +203,9 @@ def code_item(item_id: int):
 
 def _render_codebook(status: int = 200, error: str | None = None):
     rules = list(db.session.scalars(sa.select(CodingRule).order_by(CodingRule.id)))
-    return render_template("feedback/codebook.html", topics=codebook.topics(active_only=False), rules=rules,
-                           labels=_labels(), ui_locales=UI_LOCALES, form=EmptyForm(), error=error,
+    all_topics = codebook.topics(active_only=False)
+    return render_template("feedback/codebook.html", topics=all_topics, rules=rules,
+                           labels=_labels(all_topics), ui_locales=UI_LOCALES, form=EmptyForm(), error=error,
                            languages=[(c, language_name(c)) for c in audience.enabled_languages()],
                            TYPES=TYPES), status
 

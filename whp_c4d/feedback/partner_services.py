@@ -23,6 +23,7 @@ from ..core.database import id_arg
 from ..core.errors import MESSAGES, ServiceError
 from ..core.models import utcnow
 from ..core.permissions import can
+from ..core.smallcells import hides_small_cells
 from ..extensions import db
 from .models import Notice, PartnerReport
 from .schemas import COUNT_FIELDS, TEXT_FIELDS, PartnerReportSchema, admin_areas
@@ -165,7 +166,7 @@ def can_read_protection(user: User) -> bool:
 
 def suppress_counts(user: User, report: PartnerReport | None = None) -> bool:
     """Counts of 1 to 4 people show as "<5" to those who neither filed the report nor operate campaigns."""
-    if can(user.role, "campaigns.launch"):
+    if not hides_small_cells(user.role):
         return False
     return not (report is not None and user.role == "partner" and user.partner_id == report.partner_id)
 

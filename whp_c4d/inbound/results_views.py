@@ -8,7 +8,8 @@ from flask_babel import format_percent
 from werkzeug.exceptions import NotFound
 
 from ..campaigns.models import Step
-from ..core.permissions import can, requires
+from ..core.permissions import requires
+from ..core.smallcells import hides_small_cells
 from ..extensions import db
 from .results import DIMENSIONS, poll_results
 
@@ -22,6 +23,6 @@ def results(campaign_id: int, step_id: int):
     if step is None or step.campaign_id != campaign_id or step.kind != "poll":
         raise NotFound()
     occurrence = request.args.get("occurrence") or None
-    r = poll_results(step, occurrence=occurrence, suppress_small_cells=not can(g.user.role, "campaigns.launch"))
+    r = poll_results(step, occurrence=occurrence, suppress_small_cells=hides_small_cells(g.user.role))
     return render_template("inbound/poll_results.html", campaign=step.campaign, step=step, r=r,
                            dimensions=DIMENSIONS, percent=format_percent)

@@ -48,11 +48,15 @@ def refresh_seconds() -> int:
     return DEFAULT_REFRESH_SECONDS
 
 
-def fingerprint(campaign_id: int) -> str:
+def _latest_inbound() -> int:
+    return db.session.scalar(sa.select(sa.func.max(InboundMessage.id))) or 0
+
+
+def fingerprint(campaign_id: int, latest_inbound: int | None = None) -> str:
     m = OutboundMessage
     changed = db.session.scalar(sa.select(sa.func.max(m.updated_at)).where(m.campaign_id == campaign_id))
-    inbound = db.session.scalar(sa.select(sa.func.max(InboundMessage.id)))
-    return f"{changed.isoformat() if changed else '-'}|{inbound or 0}"
+    inbound = _latest_inbound() if latest_inbound is None else latest_inbound
+    return f"{changed.isoformat() if changed else '-'}|{inbound}"
 
 
 def compute(campaign_id: int, stamp: str | None = None) -> Rollup:
@@ -82,10 +86,10 @@ def rollups(campaign_ids: Iterable[int]) -> list[Rollup]:
         return []
     stored = {r.campaign_id: r for r in db.session.scalars(
         sa.select(ReportRollup).where(ReportRollup.campaign_id.in_(ids)))}
-    now, period = utcnow(), refresh_seconds()
+    now, period, inbound = utcnow(), refresh_seconds(), _latest_inbound()
     out = []
     for cid in ids:
-        stamp = fingerprint(cid)
+        stamp = fingerprint(cid, inbound)
         row = stored.get(cid)
         if row is not None and (row.fingerprint == stamp or (now - row.computed_at).total_seconds() < period):
             out.append(Rollup(cid, row.computed_at, row.fingerprint == stamp,

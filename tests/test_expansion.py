@@ -18,11 +18,12 @@ import sqlalchemy as sa
 
 from whp_c4d.audience.models import Contact, ContactChannel, Segment
 from whp_c4d.campaigns import services
-from whp_c4d.campaigns.expansion import _insert, expand_step
+from whp_c4d.campaigns.expansion import expand_step
 from whp_c4d.campaigns.models import ContentVariable, ContentVariableValue
 from whp_c4d.campaigns.planning import enrol_audience, plan_step
 from whp_c4d.extensions import db
 from whp_c4d.messaging.models import OutboundMessage
+from whp_c4d.messaging.outbox import insert_planned as _insert
 
 SID = "HX" + "0123456789abcdef" * 2
 RECURRING_DAY = date(2030, 3, 12)  # a Tuesday, two days after the US (Tijuana, Haiti) DST change

@@ -439,7 +439,7 @@ def test_a_late_report_read_before_a_newer_one_committed_cannot_undo_it(app, aud
     "delivered"; the first then applies "sent" with what it read. The status stays delivered."""
     from sqlalchemy.orm import Session
 
-    from whp_c4d.messaging.status import apply_status
+    from whp_c4d.messaging.outbox import record_report
 
     author, _ = audience
     _due_now(_campaign(author))
@@ -452,9 +452,9 @@ def test_a_late_report_read_before_a_newer_one_committed_cannot_undo_it(app, aud
         slow.commit()  # what it read stays in memory (expire_on_commit would reload: keep the stale copy)
         stale_copy = OutboundMessage(id=msg_id, status="queued", provider_sid=None)
         fresh = fast.get(OutboundMessage, msg_id)
-        assert apply_status(fast, fresh, "delivered", None, source="callback") is True
+        assert record_report(fast, fresh, "delivered", None, source="callback") is True
         fast.commit()
-        assert apply_status(slow, stale_copy, "sent", None, source="callback") is False
+        assert record_report(slow, stale_copy, "sent", None, source="callback") is False
         slow.commit()
     db.session.expire_all()
     assert db.session.get(OutboundMessage, msg_id).status == "delivered"

@@ -20,8 +20,8 @@ from whp_c4d.demo import fictional_numbers
 from whp_c4d.extensions import db
 from whp_c4d.messaging.dispatcher import Dispatcher
 from whp_c4d.messaging.models import STATUS_RANK, TERMINAL, OutboundMessage
+from whp_c4d.messaging.outbox import next_status
 from whp_c4d.messaging.services import save_sender
-from whp_c4d.messaging.status import next_status
 
 CAP = 20
 

@@ -200,7 +200,7 @@ def _seed_history(org: PartnerOrganisation, rng: random.Random) -> None:
     from .feedback.models import PartnerReport
     from .feedback.services import file_inbound, sync_partner_items
     from .inbound.models import InboundMessage, PollResponse
-    from .messaging.models import OutboundMessage
+    from .messaging import outbox
 
     officer = db.session.scalar(sa.select(User).where(User.email == f"officer@{DEMO_DOMAIN}"))
     today = date.today()
@@ -255,7 +255,7 @@ def _seed_history(org: PartnerOrganisation, rng: random.Random) -> None:
                          "provider_sid": f"SM{0xDE30 * 10**6 + n:032x}", "error_code": code,
                          "reason": f"twilio_{code}" if code else None, "created_at": sent_at,
                          "sent_at": sent_at, "updated_at": sent_at, "template_variables": {}})
-    db.session.execute(sa.insert(OutboundMessage), rows)
+    outbox.record_history(rows)
     poll_step = campaign.steps[-1]
     for i, person in enumerate(people):
         when = datetime.combine(days[i % 3], time(18), tzinfo=UTC) + timedelta(minutes=i)

@@ -16,6 +16,7 @@ from ..auth.services import audit
 from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..extensions import db
+from ..messaging import outbox
 from .models import WEEKDAYS, Campaign, CampaignObjective, ContentVariable, Step, StepContent
 from .schemas import CampaignSchema, SchemaContext, StepSchema
 
@@ -231,9 +232,7 @@ def _touch(campaign: Campaign, actor: User | None, what: str, **details) -> None
     if campaign.status in ("approved", "paused"):
         before = campaign.status
         if before == "paused":
-            from .sweep import discard_held
-
-            discard_held(campaign)
+            outbox.discard_held(campaign.id)
         campaign.status = "in_review"
         campaign.approved_by_id = None
         audit("campaign.returned_to_review", actor, target_type="campaign", target_id=campaign.id,
@@ -423,14 +422,12 @@ def transition(campaign: Campaign, action: str, actor: User | None, *, comment: 
         campaign.approved_version = campaign.version
     elif action == "activate":
         campaign.activated_at = campaign.activated_at or now
-    from . import sweep as outbox_rules
-
     if action == "pause":
-        outbox_rules.hold(campaign)
+        outbox.hold(campaign.id)
     elif action == "resume":
-        outbox_rules.release(campaign)
+        outbox.release(campaign.id)
     elif action in ("complete", "archive"):
-        outbox_rules.cancel(campaign)
+        outbox.cancel(campaign.id)
     elif action == "request_changes":
         campaign.approved_by_id = None
     db.session.flush()

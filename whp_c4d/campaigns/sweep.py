@@ -15,9 +15,7 @@ import sqlalchemy as sa
 
 from ..core.database import dialect_insert
 from ..core.models import utcnow
-from ..core.signals import outbox_rows_removed
 from ..extensions import db
-from ..messaging.models import OutboundMessage
 from .expansion import expand_step, occurrence_key
 from .models import Campaign, Step, StepOccurrence
 from .planning import enrol_audience
@@ -124,32 +122,3 @@ def sweep(now: datetime | None = None) -> SweepResult:
             db.session.rollback()
             log.exception("sweep of campaign %s failed", campaign_id)
     return result
-
-
-def hold(campaign: Campaign) -> int:
-    """Pause: what has not left yet waits (claimed rows finish their call)."""
-    return db.session.execute(sa.update(OutboundMessage).where(
-        OutboundMessage.campaign_id == campaign.id, OutboundMessage.status == "pending").values(
-        status="held", updated_at=utcnow())).rowcount or 0
-
-
-def discard_held(campaign: Campaign) -> int:
-    """The content changed while paused: rows that never left are dropped; the next sweep after the
-    new approval plans those people again with the approved text."""
-    removed = db.session.execute(sa.delete(OutboundMessage).where(
-        OutboundMessage.campaign_id == campaign.id, OutboundMessage.status == "held")).rowcount or 0
-    if removed:
-        outbox_rows_removed.send(campaign_id=campaign.id)
-    return removed
-
-
-def release(campaign: Campaign) -> int:
-    return db.session.execute(sa.update(OutboundMessage).where(
-        OutboundMessage.campaign_id == campaign.id, OutboundMessage.status == "held").values(
-        status="pending", updated_at=utcnow())).rowcount or 0
-
-
-def cancel(campaign: Campaign) -> int:
-    return db.session.execute(sa.update(OutboundMessage).where(
-        OutboundMessage.campaign_id == campaign.id, OutboundMessage.status.in_(("pending", "held"))).values(
-        status="cancelled", reason="campaign_ended", updated_at=utcnow())).rowcount or 0

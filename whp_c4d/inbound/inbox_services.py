@@ -24,16 +24,15 @@ from ..core.database import id_arg
 from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..extensions import db
+from ..messaging import outbox
 from ..messaging.dispatcher import WHATSAPP_WINDOW, whatsapp_window_open
 from ..messaging.models import OutboundMessage
-from ..messaging.segments import segments as count_segments
 from .models import InboundMessage
 
 PAGE_SIZE = 50
 THREAD_LIMIT = 200  # messages of each direction a thread page reads; older ones are said to exist
 EXCERPT_LENGTH = 90
 MAX_REPLY_LENGTH = 1600  # Twilio's limit for one message body
-REPLY_VALIDITY = timedelta(hours=1)
 DOUBLE_SUBMIT = timedelta(seconds=60)  # the same text to the same person again this soon: one message
 KINDS = ("keyword", "feedback", "answer", "menu")
 CHANNEL_LABELS = {"sms": "SMS", "whatsapp": "WhatsApp"}
@@ -356,14 +355,8 @@ def queue_manual_reply(contact: Contact, channel: str, text: str, actor: User, *
         return same
     last = db.session.scalar(sa.select(InboundMessage).where(InboundMessage.contact_id == contact.id)
                              .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(1))
-    row = OutboundMessage(
-        contact_id=contact.id, campaign_id=last.campaign_id if last else None, step_id=None,
-        occurrence=f"manual:{last.id if last else 0}"[:32], language=contact.language, channel=channel,
-        purpose="reply", country=contact.country, body=text,
-        segments=count_segments(text) if channel == "sms" else 1, earliest_at=now,
-        expires_at=now + REPLY_VALIDITY, status="pending", created_at=now, updated_at=now)
-    db.session.add(row)
-    db.session.flush()
+    row = outbox.enqueue_reply(contact, channel, text, kind="manual", occurrence=f"manual:{last.id if last else 0}",
+                               campaign_id=last.campaign_id if last else None, now=now)
     audit("inbox.replied", actor, target_type="contact", target_id=contact.id, ip=ip, channel=channel,
           message_id=row.id, segments=row.segments)
     return row

@@ -33,8 +33,8 @@ from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..core.signals import feedback_received
 from ..extensions import db
+from ..messaging import outbox
 from ..messaging.models import OutboundMessage
-from ..messaging.segments import segments as count_segments
 from . import keywords as kw
 from .models import ConversationState, InboundMessage, Keyword, PollResponse
 
@@ -45,7 +45,6 @@ ERASURE_CONFIRM_WITHIN = timedelta(hours=1)
 ACK_EVERY = timedelta(hours=24)  # at most one automatic acknowledgement per conversation window
 LOOP_WINDOW, LOOP_LIMIT = timedelta(minutes=5), 20  # identical texts from one number: then silence
 DEFAULT_POLL_WINDOW_HOURS = 72  # a poll or menu without its own answer window stays open this long
-REPLY_VALIDITY = timedelta(hours=1)
 REASK_MAX_WORDS = 3  # a longer message while a poll is open is feedback, not a failed answer
 
 # The language people of a country most likely write in, when we know nothing else.
@@ -408,13 +407,8 @@ def _reply(contact: Contact, message: InboundMessage, kind: str, text: str) -> N
     wrote to us, and an opt-out confirmation must reach someone who has opted out."""
     if not text:
         return
-    now = utcnow()
-    db.session.add(OutboundMessage(
-        contact_id=contact.id, campaign_id=message.campaign_id, step_id=None,
-        occurrence=f"r{message.id}:{kind}"[:32], language=message.language or contact.language,
-        channel=message.channel, purpose="reply", country=contact.country, body=text,
-        segments=count_segments(text) if message.channel == "sms" else 1, earliest_at=now,
-        expires_at=now + REPLY_VALIDITY, status="pending", created_at=now, updated_at=now))
+    outbox.enqueue_reply(contact, message.channel, text, kind=kind, occurrence=f"r{message.id}:{kind}",
+                         campaign_id=message.campaign_id, language=message.language or contact.language)
 
 
 # Programme-wide words a reply names: the keyword to stop and to join, in each language.

@@ -11,8 +11,7 @@ from flask import Blueprint, Response, current_app, request
 from ..core.database import id_arg, int_arg
 from ..core.permissions import public
 from ..extensions import db
-from ..messaging.models import OutboundMessage
-from ..messaging.status import apply_status
+from ..messaging import outbox
 from . import services
 from .models import InboundMessage
 from .signature import is_valid
@@ -76,15 +75,11 @@ def status_callback():
     sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
     if not message_id or not status:
         return "missing m or MessageStatus", 400
-    msg = db.session.get(OutboundMessage, message_id)
-    if msg is None:
-        return "", 204  # erased or purged since: nothing to record, and Twilio must not retry
-    if msg.provider_sid and sid and sid != msg.provider_sid:
+    error = request.form.get("ErrorCode", type=int_arg)
+    outcome = outbox.record_callback(db.session, message_id, status, error, sid)
+    if outcome == "mismatch":
+        db.session.rollback()
         log.warning("status callback for message %s carries another SID", message_id)
         return "SID does not match", 400
-    if not msg.provider_sid and sid.startswith(("SM", "MM")):
-        msg.provider_sid = sid[:34]
-    error = request.form.get("ErrorCode", type=int_arg)
-    apply_status(db.session, msg, status, error, source="callback")
-    db.session.commit()
+    db.session.commit()  # "unknown": erased or purged since; nothing to record, and Twilio must not retry
     return "", 204

@@ -32,14 +32,9 @@ from ..core.localtime import in_quiet_hours, out_of_quiet_hours
 from ..core.models import utcnow
 from ..extensions import db
 from . import channels as ch
-from .models import (
-    DispatcherLock,
-    MessageEvent,
-    OutboundMessage,
-    SenderBudget,
-)
+from . import outbox
+from .models import DispatcherLock, OutboundMessage, SenderBudget
 from .services import SendingAddress, sending_address
-from .status import TWILIO_TO_OURS, apply_status
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +75,7 @@ class TickStats:
     uncertain: int = 0
     failed: int = 0
     skipped: int = 0
+    overtaken: int = 0  # a callback had already moved the row on when the call's answer came
     reconciled: int = 0
     by_sender: dict[str, int] = field(default_factory=dict)
 
@@ -180,11 +176,7 @@ class Dispatcher:
         return stats
 
     def _expire_leases(self, now: datetime) -> None:
-        """A row left ``sending`` past its lease may or may not have reached Twilio: uncertain."""
-        db.session.execute(
-            sa.update(OutboundMessage).where(OutboundMessage.status == "sending",
-                                             OutboundMessage.lease_until < now)
-            .values(status="uncertain", reason="lease_expired", updated_at=now))
+        outbox.expire_leases(db.session, now)
         db.session.commit()
 
     def _due_query(self, now: datetime, limit: int) -> sa.Select:
@@ -229,17 +221,17 @@ class Dispatcher:
         full: set[str] = set()
         for row in rows:
             if row.expires_at and now > row.expires_at:
-                row.status, row.reason, row.updated_at = "missed", "too_late", now
+                outbox.skip(row, "missed", "too_late", now)
                 stats.skipped += 1
                 continue
             later = _after_quiet_hours(row, now)
             if later is not None:  # late after downtime, and it is night where the person is: wait
-                row.earliest_at, row.updated_at = later, now
+                outbox.postpone(row, later, now)
                 continue
             contact = contacts.get(row.contact_id)
             decision = self._decide(row, contact, now)
             if isinstance(decision, str):  # a reason to skip
-                row.status, row.reason, row.updated_at = "skipped", decision, now
+                outbox.skip(row, "skipped", decision, now)
                 stats.skipped += 1
                 continue
             channel, fields, units = decision
@@ -248,7 +240,7 @@ class Dispatcher:
                 senders[where] = sending_address(channel, row.country, config)
             sender = senders[where]
             if sender is None:
-                row.status, row.reason, row.updated_at = "failed", "no_sender", now
+                outbox.skip(row, "failed", "no_sender", now)
                 stats.failed += 1
                 continue
             key = sender.key
@@ -263,10 +255,8 @@ class Dispatcher:
             budget.used += units
             number = contact.current_number
             to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
-            row.status, row.attempts, row.lease_until = "sending", row.attempts + 1, now + self.lease
-            row.claimed_by, row.sender_id, row.sent_channel, row.updated_at = self.name, sender.sender_id, channel, now
-            if channel == "sms":
-                row.segments = units
+            outbox.claimed(row, holder=self.name, lease_until=now + self.lease, sender_id=sender.sender_id,
+                           channel=channel, units=units, now=now)
             jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
                                 slot if pace else None, now))
             stats.by_sender[key] = stats.by_sender.get(key, 0) + units
@@ -342,7 +332,7 @@ class Dispatcher:
             return "uncertain"
         if problem == "opted_out":
             with Session(self.engine) as session:
-                _finish(session, job.message_id, status="skipped", reason="opted_out_before_send")
+                outbox.record_skip_before_send(session, job.message_id, "opted_out_before_send")
             return "skipped"
         channel = self._channel()  # before the spacing: a thread's first client takes a while to build
         gate = None
@@ -360,14 +350,10 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - never lose track of a row: unknown outcome means uncertain
             log.exception("send of message %s raised", job.message_id)
             with Session(self.engine) as session:
-                _finish(session, job.message_id, status="uncertain", reason="send_crashed")
+                outbox.record_crash(session, job.message_id)
             return "uncertain"
-        ours = TWILIO_TO_OURS.get((result.status or "").lower(), "queued")
-        now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(_SENT, {"message_id_": job.message_id, "sid": result.sid, "now": now, "ours": ours})
-            conn.execute(_SENT_EVENT, {"message_id_": job.message_id, "sid": result.sid, "now": now,
-                                       "status_": (result.status or "")[:16]})
+            outbox.record_send(conn, job.message_id, result.sid, result.status, utcnow())
         return "sent"
 
     def _opt_out(self, job: SendJob) -> None:
@@ -405,15 +391,12 @@ class Dispatcher:
                 db.session.rollback()
                 continue  # Twilio unreachable: try again next tick, never resend blindly
             if found is not None:
-                row.provider_sid = found.sid
-                db.session.add(MessageEvent(message_id=row.id, provider_sid=found.sid, status=found.status,
-                                            error_code=found.error_code, source="lookup"))
-                apply_status(db.session, row, found.status, found.error_code, source="lookup", log_event=False)
-                row.sent_at = row.sent_at or now
+                outbox.record_report(db.session, row, found.status, found.error_code, source="lookup",
+                                     provider_sid=found.sid)
                 done += 1
             elif now - _claimed_at(row, self.lease) >= self.reconcile_grace:
                 # Twilio has no such message well after the call: it never got it; send again.
-                row.status, row.reason, row.next_attempt_at, row.updated_at = "pending", "resend_after_lookup", now, now
+                outbox.resend(db.session, row, now)
                 done += 1
             db.session.commit()
         return done
@@ -438,8 +421,6 @@ class Dispatcher:
         return candidates[0] if len(candidates) == 1 else None
 
 
-# The statements each send runs, built once: constructing SQLAlchemy statements per call costs more CPU
-# than running them, at hundreds of sends a second.
 _CHECK: dict[str, sa.Select] = {}
 
 
@@ -452,17 +433,6 @@ def _check_statement(purpose: str) -> sa.Select:
             .select_from(m).outerjoin(c, sa.and_(c.contact_id == m.contact_id, c.channel == sa.bindparam("channel")))
             .where(m.id == sa.bindparam("id")))
     return _CHECK[purpose]
-
-
-_m = OutboundMessage
-# A status callback may have overtaken the API's answer: only a message still "sending" moves here.
-_SENT = sa.update(_m).where(_m.id == sa.bindparam("message_id_")).values(
-    provider_sid=sa.bindparam("sid"), sent_at=sa.bindparam("now"), error_code=None, updated_at=sa.bindparam("now"),
-    status=sa.case((_m.status.in_(("sending", "uncertain", "claimed")), sa.bindparam("ours")), else_=_m.status))
-_SENT_EVENT = sa.insert(MessageEvent).values(
-    message_id=sa.bindparam("message_id_"), provider_sid=sa.bindparam("sid"), status=sa.bindparam("status_"),
-    source="send",
-    applied=True, received_at=sa.bindparam("now"))
 
 
 class _Spacing:
@@ -604,29 +574,8 @@ def _claimed_at(row: OutboundMessage, lease: timedelta = LEASE) -> datetime:
     return row.lease_until - lease if row.lease_until else row.created_at
 
 
-def _finish(session: Session, message_id: int, *, status: str, reason: str | None = None,
-            code: int | None = None) -> None:
-    msg = session.get(OutboundMessage, message_id)
-    msg.status, msg.reason, msg.error_code, msg.updated_at = status, reason, code, utcnow()
-    session.commit()
-
-
 def _record_failure(session: Session, job: SendJob, exc: ch.SendError) -> str:
-    msg = session.get(OutboundMessage, job.message_id)
     now = utcnow()
-    msg.error_code, msg.updated_at = exc.code, now
-    if exc.kind == ch.RETRY and msg.attempts < MAX_RATE_LIMITED:
-        msg.status, msg.reason = "pending", "rate_limited"
-        msg.next_attempt_at = now + timedelta(seconds=min(2 ** msg.attempts, 60))
-        outcome = "retried"
-    elif exc.kind == ch.UNCERTAIN:
-        msg.status, msg.reason = "uncertain", "no_reply"
-        outcome = "uncertain"
-    else:
-        msg.status = "failed"
-        msg.reason = {ch.RETRY: "too_many_attempts", ch.OPTED_OUT: "opted_out_at_twilio",
-                      ch.INVALID_NUMBER: "invalid_number", ch.WINDOW: "whatsapp_window_closed"}.get(exc.kind, "error")
-        outcome = "failed"
-    session.add(MessageEvent(message_id=msg.id, status=msg.status, error_code=exc.code, source="send"))
-    session.commit()
-    return outcome
+    attempts = session.scalar(sa.select(OutboundMessage.attempts).where(OutboundMessage.id == job.message_id)) or 0
+    return outbox.record_failure(session, job.message_id, exc.kind, exc.code, attempts_left=attempts < MAX_RATE_LIMITED,
+                                 retry_at=now + timedelta(seconds=min(2 ** attempts, 60)), now=now)

@@ -64,12 +64,12 @@ REPLY_VALIDITY = timedelta(hours=1)
 #: Moves the engine makes itself, each from the only statuses it concerns (source -> (to, from)).
 ENGINE_MOVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "claim": ("sending", ("pending",)),
-    "retry": ("pending", tuple(STATUS_RANK)),        # 429: never processed by Twilio
-    "timeout": ("uncertain", tuple(STATUS_RANK)),    # 5xx, timeout, reset: Twilio may have it
-    "crash": ("uncertain", tuple(STATUS_RANK)),
+    "retry": ("pending", ("sending",)),              # 429: never processed by Twilio
+    "timeout": ("uncertain", ("sending",)),          # 5xx, timeout, reset: Twilio may have it
+    "crash": ("uncertain", ("sending",)),
     "lease": ("uncertain", ("sending",)),            # left "sending" past its lease
-    "refused": ("failed", tuple(STATUS_RANK)),       # Twilio refused the create (4xx): it never existed
-    "check": ("skipped", tuple(STATUS_RANK)),        # our last check before the call said no
+    "refused": ("failed", ("sending",)),             # Twilio refused the create (4xx): it never existed
+    "check": ("skipped", ("sending",)),              # our last check before the call said no
     "resend": ("pending", ("uncertain",)),           # the lookup found nothing: it never reached Twilio
     "hold": ("held", ("pending",)),
     "release": ("pending", ("held",)),

@@ -308,7 +308,8 @@ def test_stop_after_a_campaign_was_queued_means_nothing_goes_out(app, client, li
     db.session.expire_all()
     theirs = db.session.scalars(sa.select(OutboundMessage).where(
         OutboundMessage.contact_id == target.id, OutboundMessage.purpose == "campaigns")).all()
-    assert [m.status for m in theirs] == ["skipped"] and theirs[0].provider_sid is None
+    # Cancelled with the STOP, in the same transaction: it never reached the dispatcher.
+    assert [(m.status, m.reason) for m in theirs] == [("cancelled", "opted_out")] and theirs[0].provider_sid is None
     # ...but the confirmation of their STOP did go, and everybody else got the campaign.
     [confirmation] = replies(target.id)
     assert confirmation.provider_sid is not None

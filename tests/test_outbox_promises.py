@@ -9,12 +9,115 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from test_inbound import POLL, _sent_step, replies, sms, twilio_post
 from test_outbox import _campaign, _due_now
 
 from whp_c4d.core.models import utcnow
 from whp_c4d.extensions import db
 from whp_c4d.messaging import outbox
+from whp_c4d.messaging.dispatcher import Dispatcher
 from whp_c4d.messaging.models import MessageEvent, OutboundMessage
+
+GT = "+50255500601"
+
+
+@pytest.fixture
+def dispatcher(app):
+    made = []
+
+    def make(**kw):
+        d = Dispatcher(app, **{"pool_size": 2, **kw})
+        d.start()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+def _rows(contact_id: int) -> list[OutboundMessage]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(OutboundMessage).where(OutboundMessage.contact_id == contact_id)
+                                   .order_by(OutboundMessage.id)))
+
+
+# --- 1. STOP stops queued replies ---------------------------------------------------------------------------
+
+def test_stop_cancels_the_acknowledgement_and_the_officers_answer_queued_before_it(
+        app, client, live_app, make_contact, make_user, login, dispatcher):
+    """Case 1: a person wrote, an officer answered from the inbox (and the automatic acknowledgement was
+    queued), then the person sent STOP: only the STOP confirmation goes out."""
+    from whp_c4d.simulator.models import SimulatorMessage
+
+    contact = make_contact(phone=GT)
+    twilio_post(client, app, sms(GT, "Tengo una pregunta sobre el permiso de trabajo"))
+    officer = app.test_client()
+    login(officer, make_user("officer"))
+    assert officer.post(f"/inbox/{contact.id}/reply", data={"channel": "sms", "body": "Con gusto le ayudamos."}
+                        ).status_code in (200, 302)
+    assert [r.status for r in _rows(contact.id)] == ["pending", "pending"]  # the acknowledgement, the answer
+    twilio_post(client, app, sms(GT, "STOP"))
+    rows = _rows(contact.id)
+    assert [r.status for r in rows] == ["cancelled", "cancelled", "pending"]
+    assert rows[0].occurrence.endswith(":ack") and rows[1].occurrence.startswith("manual:")
+    assert rows[2].occurrence.endswith(":opt_out")
+    assert {r.reason for r in rows[:2]} == {"opted_out"}
+    dispatcher().tick()
+    db.session.expire_all()
+    sent = db.session.scalars(sa.select(SimulatorMessage.body)).all()
+    assert len(sent) == 1 and sent[0] == rows[2].body
+
+
+def test_an_answer_claimed_before_the_stop_is_not_sent_after_it(app, client, live_app, make_contact, dispatcher):
+    """Case 1, the race: the acknowledgement was already claimed (``sending``) when STOP was stored; the
+    last check before the call stops it, as it stops campaign messages."""
+    from whp_c4d.messaging.dispatcher import TickStats
+
+    contact = make_contact(phone=GT)
+    twilio_post(client, app, sms(GT, "Hola, ¿cómo me inscribo?"))
+    d = dispatcher()
+    [job] = d._claim(utcnow(), TickStats())
+    twilio_post(client, app, sms(GT, "BAJA"))
+    assert d._send(job) == "skipped"
+    ack = _rows(contact.id)[0]
+    assert (ack.status, ack.reason, ack.provider_sid) == ("skipped", "opted_out_before_send", None)
+
+
+# --- 2. no automatic answer to an opted-out person -----------------------------------------------------------
+
+def test_an_opted_out_person_who_answers_a_poll_gets_no_thanks(app, client, make_user, make_contact):
+    """Case 2: opted out, then answered "si" to a poll still open: the answer is recorded, nothing is sent."""
+    from whp_c4d.inbound.models import PollResponse
+
+    person = make_contact(phone=GT)
+    _sent_step(make_user("officer"), POLL, [person])
+    twilio_post(client, app, sms(GT, "BAJA"))
+    twilio_post(client, app, sms(GT, "si"))
+    assert db.session.scalar(sa.select(PollResponse.choice)) == 1
+    assert [r.occurrence.split(":")[-1] for r in replies(person.id)] == ["opt_out"]
+    twilio_post(client, app, sms(GT, "¿Por qué ya no me escriben?"))  # feedback: no acknowledgement either
+    assert [r.occurrence.split(":")[-1] for r in replies(person.id)] == ["opt_out"]
+
+
+def test_after_opting_out_a_person_still_gets_what_they_explicitly_ask_for(app, client, make_contact):
+    """Case 2: HELP and START are answered after an opt-out; START brings the person back."""
+    person = make_contact(phone=GT)
+    twilio_post(client, app, sms(GT, "STOP"))
+    twilio_post(client, app, sms(GT, "AYUDA"))
+    twilio_post(client, app, sms(GT, "ALTA"))
+    assert [r.occurrence.split(":")[-1] for r in replies(person.id)] == ["opt_out", "help", "opt_in"]
+    assert {r.status for r in replies(person.id)} == {"pending"}
+
+
+def test_the_outbox_refuses_an_automatic_answer_to_an_opted_out_channel(app, make_contact):
+    from whp_c4d.audience.services import record_consent
+
+    person = make_contact(phone=GT)
+    record_consent(person, "sms", granted=False, source="keyword", actor=None)
+    assert outbox.enqueue_reply(person, "sms", "Gracias", kind="thanks", occurrence="r1:thanks") is None
+    assert outbox.enqueue_reply(person, "sms", "Ayuda", kind="help", occurrence="r1:help") is not None
+
 
 # --- 4. nothing moves backwards --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from ..core.crypto import keys
 from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..core.permissions import ROLES_SEEING_NUMBERS
+from ..core.signals import consent_withdrawn
 from ..extensions import db
 from .models import (
     CHANNELS,
@@ -260,6 +261,8 @@ def record_consent(contact: Contact, channel: str, *, granted: bool, source: str
     if granted and contact.status == "inbound_only" and state.campaigns:
         contact.status = "active"
     db.session.flush()
+    if not granted:
+        consent_withdrawn.send(contact_id=contact.id, channel=channel)
     audit("consent.granted" if granted else "consent.withdrawn", actor, target_type="contact",
           target_id=contact.id, channel=channel, purposes=purposes, source=source)
     return events

@@ -357,6 +357,9 @@ def queue_manual_reply(contact: Contact, channel: str, text: str, actor: User, *
                              .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc()).limit(1))
     row = outbox.enqueue_reply(contact, channel, text, kind="manual", occurrence=f"manual:{last.id if last else 0}",
                                campaign_id=last.campaign_id if last else None, now=now)
+    if row is None:  # the outbox's own rule, should the checks above ever disagree with it
+        state = contact.channel(channel)
+        raise ReplyRefused("opted_out", channel=CHANNEL_LABELS.get(channel, channel), date=state.opted_out_at)
     audit("inbox.replied", actor, target_type="contact", target_id=contact.id, ip=ip, channel=channel,
           message_id=row.id, segments=row.segments)
     return row

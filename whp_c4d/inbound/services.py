@@ -404,7 +404,8 @@ def _content(step: Step, language: str) -> StepContent | None:
 def _reply(contact: Contact, message: InboundMessage, kind: str, text: str) -> None:
     """Queue an answer on the channel the person wrote on, due now, in the outbox (so it is paced,
     tracked and reconciled like any message). Replies rely on no campaign consent: the person just
-    wrote to us, and an opt-out confirmation must reach someone who has opted out."""
+    wrote to us. After an opt-out the outbox queues only what the person explicitly asked for (the
+    confirmation, help, joining again…), never an automatic thank-you or acknowledgement."""
     if not text:
         return
     outbox.enqueue_reply(contact, message.channel, text, kind=kind, occurrence=f"r{message.id}:{kind}",

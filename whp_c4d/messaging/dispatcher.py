@@ -273,6 +273,9 @@ class Dispatcher:
         callback = self.app.config["C4D_PUBLIC_URL"].rstrip("/") + f"/twilio/status?m={row.id}"
         base = {"status_callback": callback, "validity_period": VALIDITY_PERIOD}
         if row.purpose == "reply":  # an answer to what the person just sent: no campaign consent needed
+            state = contact.channel(row.channel)
+            if state is not None and state.opted_out_at is not None and row.created_at < state.opted_out_at:
+                return "opted_out"  # queued before the opt-out: never after it
             if row.channel == "whatsapp":
                 if not whatsapp_window_open(contact, now):
                     return "whatsapp_window_closed"
@@ -320,7 +323,10 @@ class Dispatcher:
                 or row.lease_until < job.claimed_at + timedelta(seconds=time.monotonic() - job.claimed_mono)
                 + self.call_budget):
             return "stale"
-        if job.purpose != "reply" and (row.opted_out_at is not None or not row[4]):
+        if job.purpose == "reply":  # an answer queued before the opt-out never goes after it
+            if row.opted_out_at is not None and row.created_at < row.opted_out_at:
+                return "opted_out"
+        elif row.opted_out_at is not None or not row[4]:
             return "opted_out"
         return None
 
@@ -429,7 +435,7 @@ def _check_statement(purpose: str) -> sa.Select:
         m, c = OutboundMessage, ContactChannel
         consent = getattr(c, purpose) if purpose in ("campaigns", "polls") else sa.true()
         _CHECK[purpose] = (
-            sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at, consent)
+            sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at, consent, m.created_at)
             .select_from(m).outerjoin(c, sa.and_(c.contact_id == m.contact_id, c.channel == sa.bindparam("channel")))
             .where(m.id == sa.bindparam("id")))
     return _CHECK[purpose]

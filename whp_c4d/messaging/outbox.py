@@ -6,7 +6,8 @@ Other domains ask; they never build a row or set a status themselves:
 - **enqueue**: ``insert_planned`` (campaign steps, in bulk), ``enqueue_reply`` (answers, keyword
   confirmations, officers' replies), ``record_history`` (the demo's past campaign);
 - **campaign controls**: ``hold``, ``release``, ``cancel``, ``discard_held``;
-- **people**: erasure deletes a person's rows (``ON DELETE CASCADE``);
+- **people**: an opt-out cancels, in the same transaction, every row still waiting for the person on
+  that channel (``consent_withdrawn`` receiver); erasure deletes them (``ON DELETE CASCADE``);
 - **the dispatcher**: ``claimed`` / ``skip`` / ``postpone`` at the claim, then ``record_send`` /
   ``record_failure`` / ``record_skip_before_send`` / ``record_crash`` around the call,
   ``expire_leases``, ``record_report`` (lookups) and ``resend`` while reconciling;
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..core.models import utcnow
-from ..core.signals import outbox_rows_removed
+from ..core.signals import consent_withdrawn, outbox_rows_removed
 from ..extensions import db
 from .models import STATUS_RANK, TERMINAL, MessageEvent, OutboundMessage
 from .segments import segments as count_segments
@@ -56,6 +57,11 @@ TWILIO_TO_OURS = {
 }
 
 REPLY_VALIDITY = timedelta(hours=1)
+
+#: What a person explicitly asks for and gets even after opting out: the confirmation of the opt-out
+#: itself, joining again, help, "is this real?", a language switch, the erasure question. Automatic
+#: answers (thanks, acknowledgements, welcome, re-asks, menu replies) never go to an opted-out person.
+EXPLICIT_REPLIES = frozenset({"opt_out", "opt_in", "help", "real", "language", "erase_ask"})
 
 
 
@@ -138,6 +144,7 @@ def _event_source(source: str) -> str:
 
 
 # --- enqueue: campaign steps -------------------------------------------------------------------------------
+
 
 def insert_planned(rows: list[tuple[int, dict]]) -> int:
     """Insert the rows of one step occurrence, skipping those it already has (unique step, contact,
@@ -259,11 +266,19 @@ def record_history(rows: list[dict]) -> None:
 # --- enqueue: answers to a person ------------------------------------------------------------------------
 
 def enqueue_reply(contact, channel: str, text: str, *, kind: str, occurrence: str, campaign_id: int | None = None,
-                  language: str | None = None, now: datetime | None = None) -> OutboundMessage:
+                  language: str | None = None, now: datetime | None = None) -> OutboundMessage | None:
     """Queue an answer to a person, due now, valid one hour (``purpose = "reply"``: it relies on no
-    campaign consent, the person wrote to us). ``kind`` says what it answers; ``occurrence`` makes the
-    row unique per contact (``r<inbound id>:<kind>``, ``manual:<inbound id>``). Flushes."""
+    campaign consent, the person wrote to us). ``kind`` says what it answers: after an opt-out on this
+    channel only what the person explicitly asks for is queued (``EXPLICIT_REPLIES``, and an officer's
+    answer to a message the person wrote after opting out); anything else returns None. ``occurrence``
+    makes the row unique per contact (``r<inbound id>:<kind>``, ``manual:<inbound id>``). Flushes."""
     now = now or utcnow()
+    state = contact.channel(channel)
+    if state is not None and state.opted_out_at is not None:
+        wrote_since = state.last_inbound_at is not None and state.last_inbound_at > state.opted_out_at
+        if not (kind in EXPLICIT_REPLIES or (kind == "manual" and wrote_since)):
+            log.info("answer %s to contact %s not queued: opted out of %s", kind, contact.id, channel)
+            return None
     row = OutboundMessage(
         contact_id=contact.id, campaign_id=campaign_id, step_id=None, occurrence=occurrence[:32],
         language=language or contact.language, channel=channel, purpose="reply",
@@ -310,6 +325,25 @@ def discard_held(campaign_id: int) -> int:
         outbox_rows_removed.send(campaign_id=campaign_id)
     return removed
 
+
+
+# --- people ----------------------------------------------------------------------------------------------
+
+def cancel_for_contact(contact_id: int, channels: list[str], reason: str = "opted_out") -> int:
+    """Every row still waiting for this person on these channels, of every purpose, is cancelled: what
+    was queued before an opt-out never goes after it. A row already claimed is stopped by the
+    dispatcher's last check; the confirmation the opt-out queues comes after this, in the same
+    transaction."""
+    m = OutboundMessage
+    return db.session.execute(
+        sa.update(m).where(m.contact_id == contact_id, m.channel.in_(channels), m.status.in_(NOT_SENT))
+        .values(status="cancelled", reason=reason, updated_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount or 0
+
+
+@consent_withdrawn.connect
+def _on_consent_withdrawn(_sender, *, contact_id: int, channel: str, **_extra) -> None:
+    cancel_for_contact(contact_id, [channel])
 
 
 # --- the dispatcher ---------------------------------------------------------------------------------------

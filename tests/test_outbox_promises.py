@@ -177,3 +177,33 @@ def test_no_engine_move_starts_from_a_status_twilio_reported(source, to):
     means Twilio has the message."""
     assert not set(outbox.allowed_from(to, source)) & set(outbox.AT_TWILIO)
     assert not set(outbox.allowed_from(to, source)) & set(outbox.TERMINAL)
+
+
+# --- 5. answers before broadcasts ------------------------------------------------------------------------
+
+def test_a_stop_confirmation_goes_before_the_broadcast_waiting_at_the_cap(
+        app, client, live_app, make_user, make_contact, dispatcher):
+    """Case 5: 40 broadcast messages due before the STOP, a sender capped at 5 a second: the confirmation
+    is claimed in the next second, not after the whole queue."""
+    from whp_c4d.audience.models import Segment
+    from whp_c4d.demo import fictional_numbers
+    from whp_c4d.messaging.services import save_sender
+
+    numbers = fictional_numbers("GT", 40, start=700)
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    people = [make_contact(phone=n) for n in numbers]
+    save_sender(None, name="GT lento", channel="sms", from_address=fictional_numbers("GT", 1, start=990)[0],
+                countries=["GT"], cap_per_second=5)
+    db.session.commit()
+    assert _due_now(_campaign(make_user("officer"))) == 40
+    d = dispatcher()
+    now = utcnow()
+    assert d.tick(now).claimed == 5
+    twilio_post(client, app, sms(numbers[-1], "STOP"))  # the last person in the queue
+    stats = d.tick(now + timedelta(seconds=1))
+    [confirmation] = replies(people[-1].id)
+    assert confirmation.priority == outbox.LANE_NOW and confirmation.status == "queued"
+    assert sum(stats.by_sender.values()) <= 5  # within the cap: the confirmation took slots of the broadcast
+    broadcast = db.session.scalars(sa.select(OutboundMessage.status).where(OutboundMessage.purpose == "campaigns")).all()
+    assert broadcast.count("queued") == 5 + stats.claimed - 1 and broadcast.count("cancelled") == 1

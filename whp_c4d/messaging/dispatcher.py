@@ -179,14 +179,26 @@ class Dispatcher:
         outbox.expire_leases(db.session, now)
         db.session.commit()
 
-    def _due_query(self, now: datetime, limit: int) -> sa.Select:
-        q = (sa.select(OutboundMessage)
-             .where(OutboundMessage.status == "pending", OutboundMessage.earliest_at <= now,
-                    sa.or_(OutboundMessage.next_attempt_at.is_(None), OutboundMessage.next_attempt_at <= now))
-             .order_by(OutboundMessage.earliest_at, OutboundMessage.id).limit(limit))
+    def _due_query(self, now: datetime, limit: int, lane: int) -> sa.Select:
+        """Due rows of one lane, oldest first. One query per lane, each an index range on (status, lane,
+        earliest_at): ordering by the lane within one query would walk every future row of the first
+        lane before reaching the second."""
+        m = OutboundMessage
+        q = (sa.select(m)
+             .where(m.status == "pending", m.priority == lane, m.earliest_at <= now,
+                    sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now))
+             .order_by(m.earliest_at, m.id).limit(limit))
         if self.postgres:
             q = q.with_for_update(skip_locked=True)
         return q
+
+    def _due(self, now: datetime, limit: int) -> list[OutboundMessage]:
+        """Due rows, answers to people first (a STOP confirmation never waits behind a broadcast)."""
+        rows: list[OutboundMessage] = []
+        for lane in outbox.LANES:
+            if len(rows) < limit:
+                rows += db.session.scalars(self._due_query(now, limit - len(rows), lane)).all()
+        return rows
 
     def _budget(self, key: str, now: datetime) -> SenderBudget:
         """The sender's row, locked for this claim on PostgreSQL. ``window_start`` holds the sender's next
@@ -208,7 +220,7 @@ class Dispatcher:
         """Due rows within each sender's budget, marked ``sending``; at most ``limit`` (the room left in
         the pool: a claimed row waits for a thread, and its lease runs while it waits)."""
         config = self.app.config
-        rows = db.session.scalars(self._due_query(now, limit or self.batch)).all()
+        rows = self._due(now, limit or self.batch)
         if not rows:
             db.session.commit()
             return []

@@ -80,6 +80,8 @@ class OutboundMessage(db.Model):
     language: Mapped[str] = mapped_column(sa.String(8))
     channel: Mapped[str] = mapped_column(sa.String(16))  # the planned channel; may fall back to SMS at send
     purpose: Mapped[str] = mapped_column(sa.String(16), default="campaigns")  # the consent it relies on
+    # The lane: 0 for answers to a person (replies, confirmations), claimed before 1, broadcasts.
+    priority: Mapped[int] = mapped_column(sa.SmallInteger, default=1, server_default="1")
     country: Mapped[str] = mapped_column(sa.String(2))
     body: Mapped[str] = mapped_column(sa.Text, default="")  # campaign content with variables filled in
     template_sid: Mapped[str | None] = mapped_column(sa.String(34))
@@ -109,7 +111,7 @@ class OutboundMessage(db.Model):
 
     __table_args__ = (
         sa.UniqueConstraint("step_id", "contact_id", "occurrence", name="outbound_once_per_occurrence"),
-        sa.Index("ix_outbound_due", "status", "earliest_at"),
+        sa.Index("ix_outbound_due", "status", "priority", "earliest_at"),
         # Reports: a campaign's latest change (is its rollup current?) and the people who replied STOP to a
         # sender (Twilio's 21610), both without reading the campaign's rows.
         sa.Index("ix_outbound_campaign_updated", "campaign_id", "updated_at"),

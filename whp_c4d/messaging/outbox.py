@@ -56,6 +56,11 @@ TWILIO_TO_OURS = {
     "canceled": "cancelled", "received": "delivered",
 }
 
+#: Lanes: the dispatcher claims the first before the second, within each sender's cap, so an answer to a
+#: person (a STOP confirmation above all) never waits behind a broadcast.
+LANE_NOW, LANE_BROADCAST = 0, 1
+LANES = (LANE_NOW, LANE_BROADCAST)
+
 REPLY_VALIDITY = timedelta(hours=1)
 
 #: What a person explicitly asks for and gets even after opting out: the confirmation of the opt-out
@@ -145,6 +150,9 @@ def _event_source(source: str) -> str:
 
 # --- enqueue: campaign steps -------------------------------------------------------------------------------
 
+def lane_of(purpose: str) -> int:
+    return LANE_NOW if purpose == "reply" else LANE_BROADCAST
+
 
 def insert_planned(rows: list[tuple[int, dict]]) -> int:
     """Insert the rows of one step occurrence, skipping those it already has (unique step, contact,
@@ -152,7 +160,7 @@ def insert_planned(rows: list[tuple[int, dict]]) -> int:
 
     ``rows``: (contact id, the row's content columns), in the order the rows should get their ids; rows
     that differ only by their contact share one dict (a step's rows come in a few such groups). The
-    outbox adds what it owns: status ``pending``, no attempts, the times.
+    outbox adds what it owns: status ``pending``, no attempts, the lane, the times.
 
     The unique (step, contact, occurrence) constraint is what makes expansion exactly-once, even when
     several workers sweep at the same time: ON CONFLICT DO NOTHING skips (or, on PostgreSQL, waits for
@@ -174,8 +182,8 @@ def insert_planned(rows: list[tuple[int, dict]]) -> int:
     def full(columns: dict) -> dict:
         out = owned.get(id(columns))
         if out is None:
-            out = owned[id(columns)] = {**columns, "status": "pending", "attempts": 0, "created_at": now,
-                                        "updated_at": now}
+            out = owned[id(columns)] = {**columns, "status": "pending", "attempts": 0,
+                                        "priority": lane_of(columns["purpose"]), "created_at": now, "updated_at": now}
         return out
 
     rows = [(contact_id, full(columns)) for contact_id, columns in rows]
@@ -260,14 +268,15 @@ def _grouped_insert(names: tuple[str, ...]) -> sa.Insert:
 
 def record_history(rows: list[dict]) -> None:
     """Rows of messages sent in the past, with their final statuses (the demo's completed campaign)."""
-    db.session.execute(sa.insert(OutboundMessage), rows)
+    db.session.execute(sa.insert(OutboundMessage), [{"priority": lane_of(r.get("purpose", "campaigns")), **r}
+                                                    for r in rows])
 
 
 # --- enqueue: answers to a person ------------------------------------------------------------------------
 
 def enqueue_reply(contact, channel: str, text: str, *, kind: str, occurrence: str, campaign_id: int | None = None,
                   language: str | None = None, now: datetime | None = None) -> OutboundMessage | None:
-    """Queue an answer to a person, due now, valid one hour (``purpose = "reply"``: it relies on no
+    """Queue an answer to a person in the first lane, due now, valid one hour (``purpose = "reply"``: it relies on no
     campaign consent, the person wrote to us). ``kind`` says what it answers: after an opt-out on this
     channel only what the person explicitly asks for is queued (``EXPLICIT_REPLIES``, and an officer's
     answer to a message the person wrote after opting out); anything else returns None. ``occurrence``
@@ -281,7 +290,7 @@ def enqueue_reply(contact, channel: str, text: str, *, kind: str, occurrence: st
             return None
     row = OutboundMessage(
         contact_id=contact.id, campaign_id=campaign_id, step_id=None, occurrence=occurrence[:32],
-        language=language or contact.language, channel=channel, purpose="reply",
+        language=language or contact.language, channel=channel, purpose="reply", priority=LANE_NOW,
         country=contact.country, body=text, segments=count_segments(text) if channel == "sms" else 1,
         earliest_at=now, expires_at=now + REPLY_VALIDITY, status="pending", attempts=0, created_at=now,
         updated_at=now)

@@ -207,3 +207,77 @@ def test_a_stop_confirmation_goes_before_the_broadcast_waiting_at_the_cap(
     assert sum(stats.by_sender.values()) <= 5  # within the cap: the confirmation took slots of the broadcast
     broadcast = db.session.scalars(sa.select(OutboundMessage.status).where(OutboundMessage.purpose == "campaigns")).all()
     assert broadcast.count("queued") == 5 + stats.claimed - 1 and broadcast.count("cancelled") == 1
+
+
+# --- 10. what the checks say is what the dispatcher does ---------------------------------------------------
+
+def _whatsapp_campaign(author, **over):
+    from whp_c4d.campaigns import services
+
+    data = {"key": "wa-fallback", "name": "WhatsApp con respaldo SMS", "objective": "regular_pathways",
+            "countries": ["GT"], "languages": ["es"], "channels": ["sms", "whatsapp"], "sms_fallback": True,
+            "audience": "Todos",
+            "steps": [{"key": "hola", "timing": {"type": "drip", "day": 0, "time": "10:00"},
+                       "content": {"es": {"sms": "Hola, le escribe el programa regional.",
+                                          "whatsapp": "Hola 👋, le escribe el programa regional."}}}]}
+    data.update(over)
+    campaign = services.create_campaign(services.campaign_schema().load(data), author)
+    db.session.commit()
+    return campaign
+
+
+def test_checks_estimate_and_dispatcher_agree_on_who_cannot_be_reached(app, live_app, make_user, make_contact,
+                                                                       dispatcher):
+    """Case 10: WhatsApp with SMS fallback and no template; 14 of 40 people have WhatsApp only. The checks
+    said "no blocking problems" and the estimate "0 cannot be reached", then the dispatcher skipped 14.
+    Now all three say 14, for the same reason; with a template, all three say everybody."""
+    from whp_c4d.audience.models import Segment
+    from whp_c4d.campaigns.checks import blocking_problems
+    from whp_c4d.campaigns.estimates import estimate
+    from whp_c4d.campaigns.progress import progress
+    from whp_c4d.demo import fictional_numbers
+
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    numbers = fictional_numbers("GT", 40, start=800)
+    for i, number in enumerate(numbers):
+        make_contact(phone=number, channels=("whatsapp",) if i < 14 else ("whatsapp", "sms"))
+    campaign = _whatsapp_campaign(make_user("officer"))
+
+    [problem] = blocking_problems(campaign)
+    assert problem.code == "unreachable" and problem.params["count"] == 14
+    assert "14" in problem.message and "template" in problem.message
+    plan = estimate(campaign)
+    assert (plan.recipients, plan.unreachable, plan.unreachable_by_reason) == (40, 14, {"no_whatsapp_template": 14})
+    assert {(line.channel, line.messages) for line in plan.lines} == {("sms", 26)}  # the fallback, priced as SMS
+    assert progress(campaign).unreachable == 14
+
+    _due_now(campaign)
+    d = dispatcher(pool_size=4)
+    for second in range(4):  # 26 SMS at the default 10 a second
+        d.tick(utcnow() + timedelta(seconds=second))
+    db.session.expire_all()
+    outcome = db.session.execute(sa.select(OutboundMessage.status, OutboundMessage.reason, OutboundMessage.sent_channel,
+                                           sa.func.count()).group_by(OutboundMessage.status, OutboundMessage.reason,
+                                                                     OutboundMessage.sent_channel)).all()
+    assert sorted(outcome, key=str) == sorted([("queued", None, "sms", 26),
+                                               ("skipped", "no_whatsapp_template", None, 14)], key=str)
+
+
+def test_with_a_template_the_checks_pass_and_everybody_is_reached(app, make_user, make_contact):
+    from whp_c4d.audience.models import Segment
+    from whp_c4d.campaigns.checks import blocking_problems
+    from whp_c4d.campaigns.estimates import estimate
+    from whp_c4d.demo import fictional_numbers
+
+    db.session.add(Segment(name="Todos", filters={}))
+    db.session.commit()
+    for i, number in enumerate(fictional_numbers("GT", 10, start=850)):
+        make_contact(phone=number, channels=("whatsapp",) if i < 4 else ("whatsapp", "sms"))
+    campaign = _whatsapp_campaign(make_user("officer"), steps=[
+        {"key": "hola", "timing": {"type": "drip", "day": 0, "time": "10:00"},
+         "content": {"es": {"sms": "Hola, le escribe el programa regional.",
+                            "template": {"sid": "HX" + "a" * 32}}}}])
+    assert blocking_problems(campaign) == []
+    plan = estimate(campaign)
+    assert (plan.unreachable, {(line.channel, line.messages) for line in plan.lines}) == (0, {("whatsapp", 10)})

@@ -17,7 +17,7 @@ from ..core.phones import COUNTRY_DEFAULT_TZ
 from ..extensions import db
 from ..messaging.segments import analyse, gsm_safe
 from .models import Campaign, ContentVariable, OfficialDomain, Step, StepContent
-from .planning import audience_count, reachable_query, step_local_time
+from .planning import audience_count, content_for, planned_route, purpose_of, reachable_query, step_local_time
 from .schemas import variables_in
 
 MAX_SEGMENTS_WARNING = 3
@@ -33,6 +33,7 @@ MESSAGES = {
     "whatsapp_needs_template": _l("Step %(step)s: WhatsApp in %(language)s needs an approved template "
                                   "(ContentSid) for business-initiated messages, or turn on SMS fallback."),
     "sms_fallback_without_text": _l("Step %(step)s: SMS fallback is on but there is no SMS text in %(language)s."),
+    "unreachable": _l("Step %(step)s cannot reach %(count)s people reading %(language)s: %(why)s"),
     "unknown_variable": _l("Step %(step)s (%(language)s) uses {%(name)s}, which is not defined."),
     "variable_without_value": _l("{%(name)s} (used in step %(step)s) has no value for %(country)s: "
                                  "ask an administrator to fill it in."),
@@ -53,6 +54,13 @@ MESSAGES = {
 }
 
 
+#: Why people of the audience cannot be reached (the sendability decision's reasons), and what to do.
+UNREACHABLE_WHY = {
+    "no_whatsapp_template": _l("they have WhatsApp and no SMS consent, and a message we start on WhatsApp needs an "
+                               "approved template. Add the template for this language, or narrow the audience."),
+}
+
+
 @dataclass
 class Problem:
     severity: str  # "error" blocks approval; "warning" is shown, not blocking
@@ -68,6 +76,8 @@ class Problem:
             params["language"] = language_name(params["language"], in_sentence=True)
         if "country" in params:
             params["country"] = country_name(params["country"])
+        if "why" in params:
+            params["why"] = str(UNREACHABLE_WHY.get(params["why"], params["why"]))
         return str(MESSAGES[self.code]) % params
 
     @property
@@ -87,8 +97,14 @@ def check_campaign(campaign: Campaign) -> list[Problem]:
     domains = [d.lower() for d in db.session.scalars(sa.select(OfficialDomain.domain))]
     zones = _audience_zones(campaign)
     missing_values: set[tuple[str, str]] = set()
+    groups: dict[str, list] = {}
     for step in campaign.steps:
         problems.extend(_content_problems(campaign, step))
+        if campaign.segment_id is not None:
+            purpose = purpose_of(step)
+            if purpose not in groups:
+                groups[purpose] = db.session.execute(reachable_query(campaign, purpose)).all()
+            problems.extend(_reach_problems(campaign, step, groups[purpose]))
         problems.extend(_timing_problems(campaign, step, zones))
         for c in step.contents:
             for name in sorted(set(_all_variables(c))):
@@ -146,6 +162,30 @@ def _content_problems(campaign: Campaign, step: Step) -> list[Problem]:
         if step.kind in ("poll", "menu") and not c.options:
             out.append(Problem("error", "options_missing", {"step": n, "language": lang, "kind": step.kind},
                                step.id, lang))
+    return out
+
+
+def _reach_problems(campaign: Campaign, step: Step, groups: list) -> list[Problem]:
+    """People of the audience who consented to a channel of the campaign but whom this step cannot
+    reach, by the dispatcher's own decision (the WhatsApp window taken as closed): blocking, so that "no
+    blocking problems" means the dispatcher will send. A language already missing its template (no SMS
+    fallback) is reported once, by the content check."""
+    unreached: dict[tuple[str, str], int] = {}
+    for _country, language, _tz, wa, sms, count in groups:
+        reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
+        found = content_for(step, language)
+        if not reach or found is None:
+            continue  # no consent at all: not in any plan (the estimate counts them); no content: checked above
+        used, content = found
+        _planned, _fallback, route = planned_route(campaign, content, purpose_of(step), reach)
+        if isinstance(route, str):
+            unreached[(used, route)] = unreached.get((used, route), 0) + count
+    out = []
+    for (language, reason), count in sorted(unreached.items()):
+        if reason == "no_whatsapp_template" and not campaign.sms_fallback:
+            continue  # "whatsapp_needs_template" says it for the whole language
+        out.append(Problem("error", "unreachable", {"step": step.number, "count": count, "language": language,
+                                                    "why": reason}, step.id, language))
     return out
 
 

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..messaging.models import DEFAULT_CAP_PER_SECOND, Sender
 from ..messaging.segments import segments as count_segments
 from .models import ANY_COUNTRY, Campaign, SegmentPrice, Step
-from .planning import content_for, purpose_of, reachable_query, render, variable_values
+from .planning import content_for, planned_route, purpose_of, reachable_query, render, variable_values
 
 # A recurring step without an end date is estimated over this many occurrences (and says so).
 OPEN_ENDED_OCCURRENCES = 1
@@ -39,6 +39,7 @@ class StepEstimate:
     messages: int = 0
     units: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # channel -> segments/messages
     seconds: float = 0.0  # one occurrence at the senders' caps
+    unreachable: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # reason -> people
 
 
 @dataclass
@@ -46,7 +47,8 @@ class Estimate:
     lines: list[CostLine]
     steps: list[StepEstimate]
     recipients: int
-    unreachable: int
+    unreachable: int  # people of the audience at least one step cannot reach
+    unreachable_by_reason: dict[str, int]  # why (the sendability decision's reasons), people
     totals: dict[str, Decimal]  # currency -> amount
     missing_prices: list[tuple[str, str]]  # (country, channel)
     caps: dict[str, int]
@@ -92,6 +94,10 @@ def sender_caps() -> tuple[dict[str, int], list[str]]:
 
 
 def estimate(campaign: Campaign, today: date | None = None) -> Estimate:
+    """Cost, time and reach of the campaign, deciding for every group of the audience (country,
+    language, zone, consented channels) what the dispatcher would: the one sendability decision, with
+    the WhatsApp window taken as closed (it cannot be known ahead). A WhatsApp message that will go as
+    its SMS fallback is priced as SMS; people no step can reach are counted, with the reason."""
     price_table = prices()
     caps, assumed = sender_caps()
     groups = {}
@@ -105,12 +111,21 @@ def estimate(campaign: Campaign, today: date | None = None) -> Estimate:
     for step in campaign.steps:
         n, open_ended = occurrences(step, campaign, today)
         se = StepEstimate(step, n, open_ended)
-        for country, language, _tz, wa, sms, count in groups[purpose_of(step)]:
-            channel = "whatsapp" if wa else "sms" if sms else None
+        purpose = purpose_of(step)
+        for country, language, _tz, wa, sms, count in groups[purpose]:
+            reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
             found = content_for(step, language)
-            if channel is None or found is None:
+            if found is None:  # no content in any language of their chain: a check of its own
+                continue
+            if not reach:
+                se.unreachable["no_consent"] += count
                 continue
             used_language, content = found
+            _planned, _fallback, route = planned_route(campaign, content, purpose, reach)
+            if isinstance(route, str):
+                se.unreachable[route] += count
+                continue
+            channel = route.channel
             values = values_cache.get(country)
             if values is None:
                 values = values_cache[country] = variable_values(country)
@@ -137,7 +152,44 @@ def estimate(campaign: Campaign, today: date | None = None) -> Estimate:
         totals[price.currency] += line.cost
     all_groups = groups.get("campaigns") or next(iter(groups.values()), [])
     recipients = sum(row[5] for row in all_groups)
-    unreachable = sum(row[5] for row in all_groups if not row[3] and not row[4])
+    unreachable, by_reason = _unreachable(campaign, groups)
     return Estimate(lines=sorted(lines.values(), key=lambda x: (x.country, x.language, x.channel)),
-                    steps=step_estimates, recipients=recipients, unreachable=unreachable, totals=dict(totals),
-                    missing_prices=sorted(missing), caps=caps, caps_assumed=assumed)
+                    steps=step_estimates, recipients=recipients, unreachable=unreachable,
+                    unreachable_by_reason=dict(by_reason), totals=dict(totals), missing_prices=sorted(missing),
+                    caps=caps, caps_assumed=assumed)
+
+
+def _unreachable(campaign: Campaign, groups: dict[str, list]) -> tuple[int, dict[str, int]]:
+    """People of the audience (``groups``: per purpose, the rows of ``reachable_query``) whom at least
+    one step cannot reach, and how many for each reason: no consent on the campaign's channels, or what
+    the sendability decision says. A person counts once per purpose; the larger purpose wins."""
+    unreachable, by_reason = 0, defaultdict(int)
+    for purpose, rows in groups.items():
+        steps = [s for s in campaign.steps if purpose_of(s) == purpose]
+        reasons: dict[str, int] = defaultdict(int)
+        for _country, language, _tz, wa, sms, count in rows:
+            reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
+            if not reach:
+                reasons["no_consent"] += count
+                continue
+            for step in steps:
+                found = content_for(step, language)
+                if found is None:
+                    continue
+                _planned, _fallback, route = planned_route(campaign, found[1], purpose, reach)
+                if isinstance(route, str):
+                    reasons[route] += count
+                    break
+        unreachable = max(unreachable, sum(reasons.values()))
+        for reason, n in reasons.items():
+            by_reason[reason] = max(by_reason[reason], n)
+    return unreachable, dict(by_reason)
+
+
+def unreachable_people(campaign: Campaign) -> tuple[int, dict[str, int]]:
+    """``_unreachable`` on the campaign's audience as it is now (the progress page)."""
+    if campaign.segment_id is None:
+        return 0, {}
+    groups = {purpose: db.session.execute(reachable_query(campaign, purpose)).all()
+              for purpose in {purpose_of(s) for s in campaign.steps} or {"campaigns"}}
+    return _unreachable(campaign, groups)

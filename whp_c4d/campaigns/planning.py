@@ -21,6 +21,7 @@ from ..audience.models import Contact, ContactChannel
 from ..core.localtime import out_of_quiet_hours
 from ..core.models import utcnow
 from ..extensions import db
+from ..messaging import sendability
 from ..messaging.segments import segments as count_segments
 from .models import Campaign, CampaignEnrolment, ContentVariable, Step, StepContent
 from .schemas import VARIABLE_RE
@@ -88,6 +89,23 @@ def reachable_channels(contact: Contact, campaign: Campaign, purpose: str) -> li
         if name in campaign.channels and ch is not None and ch.opted_out_at is None and getattr(ch, purpose):
             out.append(name)
     return out
+
+
+def planned_route(campaign: Campaign, content: StepContent, purpose: str,
+                  channels: tuple[str, ...]) -> tuple[str, bool, sendability.Route | str]:
+    """For someone reachable on ``channels`` (consented, among the campaign's, WhatsApp first): the
+    channel their row is planned on, whether it carries the SMS fallback, and what the dispatcher will
+    decide when the WhatsApp window is closed (it cannot be known ahead), by the one sendability
+    decision. The planner, the checks before approval and the estimate all ask this."""
+    channel = channels[0]
+    fallback = channel == "whatsapp" and bool(campaign.sms_fallback) and "sms" in channels and bool(content.sms_text)
+    message = sendability.Message(
+        purpose=purpose, channel=channel,
+        has_text=bool(content.whatsapp_body if channel == "whatsapp" else content.sms_text),
+        has_template=channel == "whatsapp" and bool(content.template_sid), has_fallback=fallback)
+    route = sendability.decide(message, active=True, has_number=True, now=None,
+                               channels={name: sendability.ChannelState(consented=True) for name in channels})
+    return channel, fallback, route
 
 
 # --- audience ------------------------------------------------------------------------------------
@@ -298,8 +316,7 @@ class _Planner:
         if values is None:
             values = self.values[country] = variable_values(country)
         local = out_of_quiet_hours(step_local_time(step, day, zone), campaign.quiet_start, campaign.quiet_end)
-        channel = channels[0]
-        fallback_ok = channel == "whatsapp" and campaign.sms_fallback and "sms" in channels
+        channel, fallback_ok, _route = planned_route(campaign, content, purpose_of(step), channels)
         key = (country, language, channel, fallback_ok)
         rendered = self.rendered.get(key)
         if rendered is None:  # the same text for everybody in a country, language and channel

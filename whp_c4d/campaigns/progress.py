@@ -16,7 +16,7 @@ from ..core.models import utcnow
 from ..core.smallcells import cell
 from ..extensions import db
 from ..messaging.models import OutboundMessage
-from .estimates import sender_caps
+from .estimates import sender_caps, unreachable_people
 from .models import Campaign, StepOccurrence
 
 WAITING = ("pending", "held", "claimed", "sending", "uncertain")
@@ -42,6 +42,9 @@ class Progress:
     rate_per_minute: int
     eta_seconds: float | None
     missed_occurrences: int
+    # People of the audience, as it is now, whom a step cannot reach (by the one sendability decision).
+    unreachable: int = 0
+    unreachable_by_reason: dict[str, int] = field(default_factory=dict)
     at: datetime = field(default_factory=utcnow)
     suppress_small_cells: bool = False  # counts stay exact here; show() is what people see
 
@@ -62,6 +65,8 @@ class Progress:
                 "groups": [{"country": c, "language": lang, "channel": ch, **{k: show(v) for k, v in cols.items()}}
                            for c, lang, ch, cols in self.by_group],
                 "failures": [{"reason": r, "error_code": code, "count": show(n)} for r, code, n in self.failures],
+                "unreachable": show(self.unreachable),
+                "unreachable_by_reason": {r: show(n) for r, n in self.unreachable_by_reason.items()},
                 "at": self.at.isoformat()}
 
 
@@ -98,6 +103,8 @@ def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_
     missed = db.session.scalar(sa.select(sa.func.count()).select_from(StepOccurrence).where(
         StepOccurrence.status == "missed",
         StepOccurrence.step_id.in_([s.id for s in campaign.steps] or [-1]))) or 0
+    unreachable, by_reason = unreachable_people(campaign)
     return Progress(totals=totals, by_group=[(c, lang, ch, cols) for (c, lang, ch), cols in sorted(groups.items())],
                     failures=[(r or "-", code, n) for r, code, n in failures], rate_per_minute=recent,
-                    eta_seconds=eta, missed_occurrences=missed, at=now, suppress_small_cells=suppress_small_cells)
+                    eta_seconds=eta, missed_occurrences=missed, unreachable=unreachable,
+                    unreachable_by_reason=by_reason, at=now, suppress_small_cells=suppress_small_cells)

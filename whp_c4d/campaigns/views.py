@@ -21,7 +21,6 @@ from flask import (
 )
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
 from ..audience import services as audience
@@ -34,6 +33,7 @@ from ..core.i18n import all_countries
 from ..core.permissions import can, requires
 from ..core.smallcells import hides_small_cells
 from ..extensions import db
+from ..messaging.reasons import REASON_LABELS
 from ..messaging.segments import analyse, gsm_safe
 from . import services
 from .checks import check_campaign
@@ -180,7 +180,7 @@ def campaign_detail(campaign_id: int):
         estimate=estimate(campaign), audience=audience_count(campaign),
         actions=services.allowed_actions(campaign), action_labels=services.ACTION_LABELS,
         action_permission=services.transition_permission, history_labels=services.HISTORY_LABELS,
-        labels=services.STATUS_LABELS, history=services.history(campaign), weekdays=WEEKDAYS,
+        labels=services.STATUS_LABELS, history=services.history(campaign), weekdays=WEEKDAYS, reasons=REASON_LABELS,
         form=EmptyForm(), own_edit=campaign.last_editor_id == g.user.id,
         objective_label=campaign.objective.label(str(get_locale())))
 
@@ -470,16 +470,6 @@ def step_test_send(campaign_id: int, step_id: int):
 
 # --- progress --------------------------------------------------------------------------------------
 
-REASON_LABELS = {
-    "rate_limited": _l("Twilio asked us to slow down; retried"), "too_many_attempts": _l("too many attempts"),
-    "opted_out_at_twilio": _l("the person replied STOP to this sender"),
-    "opted_out_before_send": _l("opted out just before sending"), "invalid_number": _l("invalid or landline number"),
-    "whatsapp_window_closed": _l("WhatsApp window closed"), "no_whatsapp_template": _l("no WhatsApp template or SMS consent"),
-    "no_consent": _l("no consent for this channel"), "not_active": _l("contact not active"),
-    "no_number": _l("no current number"), "too_late": _l("too late: past the campaign's maximum delay"),
-    "campaign_ended": _l("campaign ended"), "undelivered": _l("not delivered by the carrier"),
-    "failed_at_twilio": _l("failed at Twilio"), "error": _l("error from Twilio"),
-}
 
 
 @bp.get("/campaigns/<int:campaign_id>/progress")

@@ -25,8 +25,8 @@ from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..extensions import db
 from ..messaging import outbox
-from ..messaging.dispatcher import WHATSAPP_WINDOW, whatsapp_window_open
 from ..messaging.models import OutboundMessage
+from ..messaging.sendability import WHATSAPP_WINDOW, whatsapp_window_open
 from .models import InboundMessage
 
 PAGE_SIZE = 50

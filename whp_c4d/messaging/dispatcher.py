@@ -32,8 +32,9 @@ from ..core.localtime import in_quiet_hours, out_of_quiet_hours
 from ..core.models import utcnow
 from ..extensions import db
 from . import channels as ch
-from . import outbox
+from . import outbox, sendability
 from .models import DispatcherLock, OutboundMessage, SenderBudget
+from .segments import segments
 from .services import SendingAddress, sending_address
 
 log = logging.getLogger(__name__)
@@ -78,15 +79,6 @@ class TickStats:
     overtaken: int = 0  # a callback had already moved the row on when the call's answer came
     reconciled: int = 0
     by_sender: dict[str, int] = field(default_factory=dict)
-
-
-WHATSAPP_WINDOW = timedelta(hours=24)
-
-
-def whatsapp_window_open(contact: Contact, now: datetime) -> bool:
-    """Whether the person wrote to us on WhatsApp in the last 24 hours: then free text may go."""
-    state = contact.channel("whatsapp")
-    return bool(state and state.last_inbound_at and now - state.last_inbound_at < WHATSAPP_WINDOW)
 
 
 class Dispatcher:
@@ -277,44 +269,28 @@ class Dispatcher:
         return jobs
 
     def _decide(self, row: OutboundMessage, contact: Contact | None, now: datetime):
-        """The channel, API fields and units for this row now, or the reason it cannot go."""
-        if contact is None or (contact.status != "active" and row.purpose != "reply"):
+        """The channel, API fields and units for this row now, or the reason it cannot go: the one
+        sendability decision (``sendability.decide``), the same the checks and the estimate make."""
+        if contact is None:
             return "not_active"
-        if contact.current_number is None:
-            return "no_number"
+        route = sendability.decide(sendability.message_of(row), active=contact.status == "active",
+                                   has_number=contact.current_number is not None,
+                                   channels=sendability.states_of(contact, row.purpose), now=now)
+        if isinstance(route, str):
+            return route
         callback = self.app.config["C4D_PUBLIC_URL"].rstrip("/") + f"/twilio/status?m={row.id}"
         base = {"status_callback": callback, "validity_period": VALIDITY_PERIOD}
-        if row.purpose == "reply":  # an answer to what the person just sent: no campaign consent needed
-            state = contact.channel(row.channel)
-            if state is not None and state.opted_out_at is not None and row.created_at < state.opted_out_at:
-                return "opted_out"  # queued before the opt-out: never after it
-            if row.channel == "whatsapp":
-                if not whatsapp_window_open(contact, now):
-                    return "whatsapp_window_closed"
-                return "whatsapp", {**base, "body": row.body}, 1
-            return "sms", {**base, "body": row.body}, max(row.segments, 1)
-
-        def consented(name: str) -> bool:
-            c = contact.channel(name)
-            return c is not None and c.opted_out_at is None and bool(getattr(c, row.purpose, False))
-
-        if row.channel == "whatsapp" and consented("whatsapp"):
-            if row.body and whatsapp_window_open(contact, now):
-                fields = {**base, "body": row.body}
-                if row.media_url:
-                    fields["media_url"] = [row.media_url]
-                return "whatsapp", fields, 1
-            if row.template_sid:
-                return "whatsapp", {**base, "content_sid": row.template_sid,
-                                    "content_variables": row.template_variables or {}}, 1
-            if row.sms_fallback_body and consented("sms"):
-                from .segments import segments
-
-                return "sms", {**base, "body": row.sms_fallback_body}, segments(row.sms_fallback_body)
-            return "no_whatsapp_template"
-        if row.channel == "sms" and consented("sms"):
-            return "sms", {**base, "body": row.body}, max(row.segments, 1)
-        return "no_consent"
+        if route.form == "template":
+            return "whatsapp", {**base, "content_sid": row.template_sid,
+                                "content_variables": row.template_variables or {}}, 1
+        if route.form == "fallback":
+            return "sms", {**base, "body": row.sms_fallback_body}, segments(row.sms_fallback_body)
+        fields = {**base, "body": row.body}
+        if route.channel == "whatsapp":
+            if row.media_url:
+                fields["media_url"] = [row.media_url]
+            return "whatsapp", fields, 1
+        return "sms", fields, max(row.segments, 1)
 
     # --- sending (in the pool's threads) -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from ..feedback.models import AGE_FIELDS, SEX_FIELDS
 from ..feedback.services import SOURCE_LABELS, STATUS_LABELS, TYPE_LABELS
 from ..inbound.results import DIMENSIONS as POLL_DIMENSIONS
 from ..inbound.results import PollResults
+from ..messaging.reasons import REASON_LABELS
 from . import queries
 from .queries import NOT_CODED, CostReport, Engagement, FeedbackReport, PartnerReach
 
@@ -101,20 +102,10 @@ def dimension_label(dim: str, key, names: dict | None = None) -> str:
     return str(key)
 
 
-#: Our reasons in words (the keys the dispatcher and the status callbacks write).
-FAILURE_LABELS = {
-    "no_consent": _l("no consent for the channel"), "not_active": _l("contact not active"),
-    "no_number": _l("no current number"), "no_whatsapp_template": _l("no WhatsApp template, no SMS fallback"),
-    "whatsapp_window_closed": _l("WhatsApp 24-hour window closed"), "too_late": _l("too late to send"),
-    "opted_out_before_send": _l("opted out before sending"), "opted_out_at_twilio": _l("opted out at Twilio"),
-    "no_sender": _l("no sender for the country"), "invalid_number": _l("invalid number"),
-    "too_many_attempts": _l("too many attempts"), "undelivered": _l("not delivered by the carrier"),
-    "failed_at_twilio": _l("failed at Twilio"), "error": _l("error"),
-}
 
 
 def failure_label(reason: str | None, code: int | None) -> str:
-    text = str(FAILURE_LABELS[reason]) if reason in FAILURE_LABELS else (reason or _("unknown"))
+    text = str(REASON_LABELS[reason]) if reason in REASON_LABELS else (reason or _("unknown"))
     return f"{text} ({code})" if code else text
 
 

@@ -569,3 +569,38 @@ def test_erasure_removes_replies_and_planned_events(app, channel, receiver, offi
     db.session.commit()
     assert db.session.query(SimulatorMessage).count() == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SimulatorEvent)) == 0
+
+
+# --- what Twilio does that the engine relies on (issue 12) ---------------------------------------------------
+
+def test_date_sent_is_when_the_message_was_sent_not_when_its_callback_was_claimed(app, channel, receiver):
+    """Case 11: the pump claims a due event by moving its due time past a lease; date_sent used to be
+    taken from that moved time, 60 s in the future."""
+    from email.utils import parsedate_to_datetime
+
+    configure(callback_delays="1,2,3")
+    result = channel.default.send(to=TO, from_=SENDER, body="Hola", status_callback=receiver.url + "/s?m=1")
+    created = created_at(result.sid)
+    pump(created + timedelta(seconds=2.5))
+    db.session.rollback()
+    message = db.session.query(SimulatorMessage).filter_by(sid=result.sid).one()
+    assert message.sent_at == created + timedelta(seconds=1)
+    fetched = channel.default.client.messages(result.sid).fetch()
+    assert fetched.date_sent == parsedate_to_datetime(_rfc2822_of(created + timedelta(seconds=1)))
+
+
+def _rfc2822_of(when):
+    from email.utils import format_datetime
+
+    return format_datetime(when.replace(microsecond=0), usegmt=True)
+
+
+def test_a_message_with_both_from_and_a_messaging_service_is_accepted_from_that_number(app, channel, receiver):
+    """Twilio sends from the given number, as part of the Messaging Service: status accepted, both kept."""
+    result = channel.default.send(to=TO, from_=SENDER, messaging_service_sid="MG" + "b" * 32, body="Hola",
+                                  status_callback=receiver.url + "/s?m=1")
+    fetched = channel.default.client.messages(result.sid).fetch()
+    assert (result.status, fetched.from_, fetched.messaging_service_sid) == ("accepted", SENDER, "MG" + "b" * 32)
+    pump(created_at(result.sid) + timedelta(seconds=10))
+    assert receiver.statuses() == ["queued", "sent", "delivered"]
+    assert receiver.forms("sent")[0]["From"] == SENDER

@@ -445,6 +445,9 @@ def deliver_due_callbacks(now: datetime | None = None, *, post: Post | None = No
     Returns the number of callbacks posted, whatever their answer."""
     now = now or utcnow()
     cfg = current_app.config
+    # Statuses first, at their planned times: the claim below moves each due time past a lease, and a
+    # message's date_sent must be when it was sent, not when its callback was taken up.
+    apply_due_statuses(now=now)
     ids = _claim(now, limit)
     if not ids:
         db.session.commit()

@@ -281,3 +281,37 @@ def test_with_a_template_the_checks_pass_and_everybody_is_reached(app, make_user
     assert blocking_problems(campaign) == []
     plan = estimate(campaign)
     assert (plan.unreachable, {(line.channel, line.messages) for line in plan.lines}) == (0, {("whatsapp", 10)})
+
+
+# --- 8. reconciliation finds what Twilio accepted but has not sent ------------------------------------------
+
+def test_reconciliation_finds_messages_twilio_accepted_but_has_not_sent_yet(live_app, audience, dispatcher):
+    """Case 8: Twilio accepted every message but its answers were lost, and the messages still wait in
+    its queue (no date_sent). Looking them up by DateSent found nothing, and a resend would have
+    duplicated them; listing by To and From finds each one."""
+    from whp_c4d.simulator import settings as sim
+    from whp_c4d.simulator.models import SimulatorMessage
+
+    author, contacts = audience
+    live_app.config["TWILIO_TIMEOUT_SECONDS"] = 0.5
+    sim.save({"rate_accepted_then_timeout": "1", "timeout_seconds": "1", "callback_delays": "3600,3700,3800"})
+    db.session.commit()
+    try:
+        _due_now(_campaign(author))
+        d = dispatcher(pool_size=4, reconcile_grace=timedelta(seconds=5))
+        now = utcnow()
+        assert d.tick(now).uncertain == 10  # the default SMS cap: 10 a second
+        sim.save({"rate_accepted_then_timeout": "0"})
+        db.session.commit()
+        d.tick(now + timedelta(seconds=1))  # the other two, then the lookups
+        for second in range(2, 12):
+            d.tick(now + timedelta(seconds=second))
+    finally:
+        sim.reset()
+        db.session.commit()
+        live_app.config["TWILIO_TIMEOUT_SECONDS"] = 15.0
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(OutboundMessage)).all()
+    assert {r.status for r in rows} == {"queued"} and all(r.provider_sid for r in rows)
+    sent = db.session.scalars(sa.select(SimulatorMessage.to_index)).all()
+    assert len(sent) == len(set(sent)) == 12  # nobody got it twice

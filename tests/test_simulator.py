@@ -147,13 +147,19 @@ def test_list_filters_by_to_from_and_date_and_pages(api):
     assert [m["body"] for m in api.list(To=f"whatsapp:{TO}").get_json()["messages"]] == ["wa"]
     assert len(api.list(From=SENDER).get_json()["messages"]) == 4
     assert len(api.list().get_json()["messages"]) == 5
-    row = db.session.query(SimulatorMessage).filter(SimulatorMessage.channel == "sms").order_by(
-        SimulatorMessage.id).first()
-    row.created_at = row.created_at - timedelta(days=3)
+    from whp_c4d.simulator.models import SimulatorEvent
+
+    rows = db.session.query(SimulatorMessage).order_by(SimulatorMessage.id).all()
+    for row in rows[1:]:
+        row.sent_at = row.created_at
+    for event in db.session.query(SimulatorEvent).filter(SimulatorEvent.message_id == rows[0].id):
+        event.due_at += timedelta(hours=1)  # the first one stays queued whatever the test's pace
+    rows[1].sent_at = rows[1].created_at = rows[1].created_at - timedelta(days=3)
     db.session.commit()
-    today = (row.created_at + timedelta(days=3)).date().isoformat()
-    assert len(api.list(**{"DateSent>": today}).get_json()["messages"]) == 4
-    assert len(api.list(**{"DateSent<": row.created_at.date().isoformat()}).get_json()["messages"]) == 1
+    today = (rows[1].created_at + timedelta(days=3)).date().isoformat()
+    # DateSent reads date_sent, as Twilio: the first message, still queued, has none and never matches.
+    assert len(api.list(**{"DateSent>": today}).get_json()["messages"]) == 3
+    assert len(api.list(**{"DateSent<": rows[1].created_at.date().isoformat()}).get_json()["messages"]) == 1
     assert api.list(**{"DateSent>": "yesterday"}).status_code == 400
     assert api.list(PageSize=0).status_code == 400
 

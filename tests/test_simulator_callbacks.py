@@ -364,8 +364,11 @@ def test_accepted_but_answer_lost_is_found_by_listing_messages_to_the_number(app
                                   status_callback=receiver.url + "/s?m=77")
     assert info.value.kind == UNCERTAIN
     configure()  # the lookup itself goes through
-    found = channel.default.client.messages.list(to=TO, date_sent_after=before)
-    assert [(m.body, m.status) for m in found] == [("Mensaje de reconciliación", "queued")]
+    # Still queued at "Twilio": no date_sent yet, so a DateSent filter misses it; To and From find it.
+    assert channel.default.client.messages.list(to=TO, date_sent_after=before) == []
+    found = channel.default.client.messages.list(to=TO, from_=SENDER)
+    assert [(m.body, m.status, m.date_sent) for m in found] == [("Mensaje de reconciliación", "queued", None)]
+    assert found[0].date_created >= before.replace(microsecond=0)
     assert channel.default.client.messages.list(to=OTHER) == []
     # It was really sent: its callbacks come like any other's.
     pump(created_at(found[0].sid) + timedelta(seconds=10))
@@ -593,6 +596,18 @@ def _rfc2822_of(when):
     from email.utils import format_datetime
 
     return format_datetime(when.replace(microsecond=0), usegmt=True)
+
+
+def test_a_queued_message_has_no_date_sent_and_date_sent_filters_leave_it_out(app, channel):
+    """Case 8: Twilio leaves date_sent empty while a message waits in its queue, so a list filtered on
+    DateSent does not show it; the simulator used created_at instead and hid the problem."""
+    configure(callback_delays="600,700,800")
+    result = channel.default.send(to=TO, from_=SENDER, body="Hola")
+    assert channel.default.fetch(result.sid).status == "queued"
+    listed = channel.default.client.messages.list(to=TO)
+    assert [(m.sid, m.date_sent) for m in listed] == [(result.sid, None)]
+    since = created_at(result.sid) - timedelta(minutes=5)
+    assert channel.default.client.messages.list(to=TO, date_sent_after=since) == []
 
 
 def test_a_message_with_both_from_and_a_messaging_service_is_accepted_from_that_number(app, channel, receiver):

@@ -33,7 +33,7 @@ from ..core.models import utcnow
 from ..extensions import db
 from . import channels as ch
 from . import outbox, sendability
-from .models import DispatcherLock, OutboundMessage, SenderBudget
+from .models import DispatcherLock, OutboundMessage, Sender, SenderBudget
 from .segments import segments
 from .services import SendingAddress, sending_address
 
@@ -409,10 +409,19 @@ class Dispatcher:
         body = None
         if row.sent_channel == "sms":
             body = row.body if row.channel == "sms" else row.sms_fallback_body
-        candidates = [c for c in channel.find(to=to, sent_after=since) if c.sid not in known]
+        candidates = [c for c in channel.find(to=to, since=since, from_=self._sender_from(row)) if c.sid not in known]
         if body is not None:
             candidates = [c for c in candidates if c.body == body]
         return candidates[0] if len(candidates) == 1 else None
+
+
+    def _sender_from(self, row: OutboundMessage) -> str | None:
+        """The number the row went out from (None for a Messaging Service, whose number Twilio picks)."""
+        if row.sender_id is not None:
+            sender = db.session.get(Sender, row.sender_id)
+            return sender.from_address if sender is not None else None
+        address = sending_address(row.sent_channel or row.channel, row.country, self.app.config)
+        return address.from_ if address is not None and address.sender_id is None else None
 
 
 _CHECK: dict[str, sa.Select] = {}

@@ -197,7 +197,8 @@ def list_messages(account_sid: str, *, to: str | None = None, from_: str | None 
             continue
         channel, number = _split_address(value.strip())
         q = q.where(column == _index(number), SimulatorMessage.channel == channel)
-    when = sa.func.coalesce(SimulatorMessage.sent_at, SimulatorMessage.created_at)
+    # As Twilio: DateSent filters read date_sent, which a message still queued does not have yet.
+    when = SimulatorMessage.sent_at
     if dates.on:
         start = _parse_date(dates.on[:10], end_of_day=False)
         q = q.where(when >= start, when < start + timedelta(days=1))

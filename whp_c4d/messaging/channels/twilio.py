@@ -154,16 +154,20 @@ class TwilioChannel:
             raise _send_error(exc, "fetch") from None
         return _result(message)
 
-    def find(self, *, to: str, sent_after: datetime, from_: str | None = None, limit: int = 50) -> list[SendResult]:
-        """Messages to ``to`` created after ``sent_after`` (Twilio's ``DateSent>`` filter): how a send whose
-        reply never arrived is found again before anything is resent."""
-        filters = {"to": to, "date_sent_after": sent_after, "limit": limit}
+    def find(self, *, to: str, since: datetime, from_: str | None = None, limit: int = 100) -> list[SendResult]:
+        """Messages to ``to`` (from ``from_`` when given) created at or after ``since``, newest first: how
+        a send whose answer never arrived is found again before anything is resent. Listed by To and From
+        and compared on ``date_created``, never filtered on ``DateSent``: Twilio leaves ``date_sent`` empty
+        while a message waits in its queue, so a DateSent filter misses exactly the messages it accepted
+        but has not sent yet, and a resend would duplicate them."""
+        filters = {"to": to, "limit": limit, "page_size": min(limit, 100)}
         if from_:
             filters["from_"] = from_
         try:
-            return [_result(m) for m in self.client.messages.list(**filters)]
+            found = [_result(m) for m in self.client.messages.list(**filters)]
         except Exception as exc:  # noqa: BLE001
             raise _send_error(exc, "find") from None
+        return [m for m in found if m.date_created is None or m.date_created >= since.replace(microsecond=0)]
 
     def close(self) -> None:
         self.http_client.close()

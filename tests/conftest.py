@@ -3,7 +3,11 @@ C4D_TEST_DATABASE_URL is set), schema built by the migrations, every table empti
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
@@ -116,6 +120,7 @@ def _reseed_campaign_defaults() -> None:
 
 @pytest.fixture
 def app(_app):
+    config = dict(_app.config)  # a test may change settings (timeouts, the public URL): put them back
     ctx = _app.app_context()
     ctx.push()
     try:
@@ -125,6 +130,8 @@ def app(_app):
         _empty_tables()
         db.session.remove()
         ctx.pop()
+        _app.config.clear()
+        _app.config.update(config)
 
 
 @pytest.fixture
@@ -258,3 +265,51 @@ def fake_twilio():
 
     with running() as fake:
         yield fake
+
+
+# --- a scripted Twilio ------------------------------------------------------------------------------
+
+class _Scripted(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        srv = self.server
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        status, body = srv.replies.pop(0) if srv.replies else (201, None)
+        srv.created += 1
+        if body is None:
+            body = {"sid": "SM" + hashlib.md5(str(srv.created).encode()).hexdigest(), "status": "queued",
+                    "num_segments": "1", "error_code": None, "body": "x"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        data = json.dumps({"messages": self.server.listing, "next_page_uri": None, "page": 0,
+                           "page_size": 50, "uri": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted_twilio(app):
+    """A Twilio fake in this process whose answers a test scripts: ``.replies`` (status, JSON) for the next
+    creates (then 201s), ``.listing`` for every list, ``.created`` counts the creates."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    server.replies, server.created, server.listing = [], 0, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    old = app.config["TWILIO_API_BASE"]
+    app.config["TWILIO_API_BASE"] = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    app.config["TWILIO_API_BASE"] = old
+    server.shutdown()
+    server.server_close()

@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
@@ -175,54 +172,10 @@ def test_a_second_dispatcher_on_sqlite_refuses_to_start(app, dispatchers):
 
 # --- failures from a fake Twilio ----------------------------------------------------------------------
 
-class _Scripted(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
-        srv = self.server
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        status, body = srv.replies.pop(0) if srv.replies else (201, None)
-        srv.created += 1
-        if body is None:
-            body = {"sid": "SM" + hashlib.md5(str(srv.created).encode()).hexdigest(), "status": "queued",
-                    "num_segments": "1", "error_code": None, "body": "x"}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):  # noqa: N802
-        data = json.dumps({"messages": self.server.listing, "next_page_uri": None, "page": 0,
-                           "page_size": 50, "uri": self.path}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def fake_twilio(app):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    server.replies, server.created, server.listing = [], 0, []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    old = app.config["TWILIO_API_BASE"]
-    app.config["TWILIO_API_BASE"] = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    app.config["TWILIO_API_BASE"] = old
-    server.shutdown()
-    server.server_close()
-
-
-def test_429_is_retried_later_and_500_becomes_uncertain_then_reconciled(app, audience, fake_twilio, dispatchers):
+def test_429_is_retried_later_and_500_becomes_uncertain_then_reconciled(app, audience, scripted_twilio, dispatchers):
     author, contacts = audience
     _due_now(_campaign(author))
-    fake_twilio.replies = [(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
+    scripted_twilio.replies = [(429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
                            (500, {"code": 20500, "message": "Internal", "status": 500})]
     d = dispatchers(pool_size=1)
     stats = d.tick()
@@ -232,20 +185,20 @@ def test_429_is_retried_later_and_500_becomes_uncertain_then_reconciled(app, aud
     assert retried.status == "pending" and retried.next_attempt_at > utcnow()
     uncertain = db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.status == "uncertain"))
     # Twilio did accept it: the lookup finds it by recipient and text, and it is not sent again.
-    fake_twilio.listing = [{"sid": "SM" + "a" * 32, "status": "delivered", "body": uncertain.body,
+    scripted_twilio.listing = [{"sid": "SM" + "a" * 32, "status": "delivered", "body": uncertain.body,
                             "to": contacts[0].current_number.e164, "num_segments": "1", "error_code": None}]
-    before = fake_twilio.created
+    before = scripted_twilio.created
     d._reconcile(utcnow())
     db.session.expire_all()
     row = db.session.get(OutboundMessage, uncertain.id)
     assert row.status == "delivered" and row.provider_sid == "SM" + "a" * 32
-    assert fake_twilio.created == before  # reconciled, not resent
+    assert scripted_twilio.created == before  # reconciled, not resent
 
 
-def test_21610_opts_the_person_out_of_that_channel(app, audience, fake_twilio, dispatchers):
+def test_21610_opts_the_person_out_of_that_channel(app, audience, scripted_twilio, dispatchers):
     author, contacts = audience
     _due_now(_campaign(author))
-    fake_twilio.replies = [(400, {"code": 21610, "message": "unsubscribed", "status": 400})]
+    scripted_twilio.replies = [(400, {"code": 21610, "message": "unsubscribed", "status": 400})]
     dispatchers(pool_size=1).tick()
     db.session.expire_all()
     failed = db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.status == "failed"))

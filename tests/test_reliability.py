@@ -84,7 +84,6 @@ def test_faults_429_500_and_timeouts_still_deliver_exactly_once_within_the_cap(l
     finally:
         sim.reset()
         db.session.commit()
-        live_app.config["TWILIO_TIMEOUT_SECONDS"] = 15.0
     sent = _sent_per_person()
     assert sorted(sent) == sorted(c.current_number.e164 for c in contacts)
     assert set(sent.values()) == {1}, "somebody got a message twice"
@@ -165,7 +164,8 @@ def _worker_env(app, public_url: str) -> dict:
                C4D_DATA_KEY=app.config["C4D_DATA_KEY"], C4D_PUBLIC_URL=public_url,
                C4D_SIMULATOR_AUTH_TOKEN=app.config["C4D_SIMULATOR_AUTH_TOKEN"],
                C4D_DISPATCH_LEASE_SECONDS="6", C4D_RECONCILE_GRACE_SECONDS="3",
-               C4D_DISPATCH_LOCK_STALE_SECONDS="2", TWILIO_TIMEOUT_SECONDS="2", PYTHONUNBUFFERED="1")
+               C4D_DISPATCH_LOCK_STALE_SECONDS="2", TWILIO_TIMEOUT_SECONDS="2", TWILIO_CONNECT_TIMEOUT_SECONDS="1",
+               PYTHONUNBUFFERED="1")
     return env
 
 

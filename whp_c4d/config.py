@@ -59,12 +59,15 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["TWILIO_MESSAGING_SERVICE_SID"] = env.get("TWILIO_MESSAGING_SERVICE_SID")
     cfg["TWILIO_SMS_FROM"] = env.get("TWILIO_SMS_FROM")
     cfg["TWILIO_WHATSAPP_FROM"] = env.get("TWILIO_WHATSAPP_FROM")
-    cfg["TWILIO_TIMEOUT_SECONDS"] = float(env.get("TWILIO_TIMEOUT_SECONDS", "15"))
+    # Short: Twilio answers a create in well under a second, and a call left hanging holds one of the
+    # dispatcher's threads; an answer that does not come is reconciled by a lookup, never resent blindly.
+    cfg["TWILIO_TIMEOUT_SECONDS"] = float(env.get("TWILIO_TIMEOUT_SECONDS", "5"))  # waiting for the answer
+    cfg["TWILIO_CONNECT_TIMEOUT_SECONDS"] = float(env.get("TWILIO_CONNECT_TIMEOUT_SECONDS", "3"))
     # Dispatcher timing: how long a claimed send may take before it counts as uncertain, how long a
     # lookup must find nothing before an uncertain send goes again, and when a silent SQLite dispatcher's
     # lock may be taken over. Production keeps the defaults; tests of crashes shorten them.
     cfg["C4D_DISPATCH_LEASE_SECONDS"] = float(env.get("C4D_DISPATCH_LEASE_SECONDS", "60"))
-    cfg["C4D_RECONCILE_GRACE_SECONDS"] = float(env.get("C4D_RECONCILE_GRACE_SECONDS", "120"))
+    cfg["C4D_RECONCILE_GRACE_SECONDS"] = float(env.get("C4D_RECONCILE_GRACE_SECONDS", "10"))
     cfg["C4D_DISPATCH_LOCK_STALE_SECONDS"] = float(env.get("C4D_DISPATCH_LOCK_STALE_SECONDS", "30"))
     # The Twilio-compatible simulator (/simulator): on by default when no Twilio account is configured,
     # and then the channel talks to it with these simulator-only credentials (see messaging/channels).

@@ -44,8 +44,12 @@ LOCK_STALE = timedelta(seconds=30)
 MAX_ATTEMPTS = 5  # sends that reached Twilio's door and failed in a way that may repeat
 MAX_RATE_LIMITED = 30  # 429s were never processed: retrying is safe, so they get far more patience
 VALIDITY_PERIOD = 4 * 3600  # seconds Twilio may hold a message in its queue before giving up
-RECONCILE_GRACE = timedelta(minutes=2)  # a lookup that finds nothing this long after the call: resend
+RECONCILE_GRACE = timedelta(seconds=10)  # a lookup that finds nothing this long after the failure: resend
 LOOKUP_MARGIN = timedelta(minutes=10)
+LOOKUP_LEASE = timedelta(seconds=30)  # a row taken for a lookup is not taken again for this long
+LOOKUP_RETRY = timedelta(seconds=10)  # Twilio did not answer the lookup: try again after this
+LOOKUP_THREADS = 4
+AMBIGUOUS = object()  # a lookup found more than one message that could be this row's
 HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's pace  # look this far before the call: our clock and Twilio's may differ
 
 
@@ -87,10 +91,12 @@ class Dispatcher:
         self.app = app
         cfg = app.config
         self.lease = timedelta(seconds=cfg.get("C4D_DISPATCH_LEASE_SECONDS", LEASE.total_seconds()))
-        # A call starts only if its row's lease outlasts the HTTP timeout by a second.
-        self.call_budget = timedelta(seconds=cfg.get("TWILIO_TIMEOUT_SECONDS", 15) + 1)
+        # A call starts only if its row's lease outlasts the HTTP timeouts by a second.
+        self.call_budget = timedelta(seconds=cfg.get("TWILIO_TIMEOUT_SECONDS", 5)
+                                     + cfg.get("TWILIO_CONNECT_TIMEOUT_SECONDS", 3) + 1)
         if self.lease <= self.call_budget:
-            raise ValueError("C4D_DISPATCH_LEASE_SECONDS must exceed TWILIO_TIMEOUT_SECONDS by more than a second")
+            raise ValueError("C4D_DISPATCH_LEASE_SECONDS must exceed TWILIO_TIMEOUT_SECONDS + "
+                             "TWILIO_CONNECT_TIMEOUT_SECONDS by more than a second")
         self.lock_stale = timedelta(seconds=cfg.get("C4D_DISPATCH_LOCK_STALE_SECONDS", LOCK_STALE.total_seconds()))
         self.reconcile_grace = reconcile_grace or timedelta(
             seconds=cfg.get("C4D_RECONCILE_GRACE_SECONDS", RECONCILE_GRACE.total_seconds()))
@@ -104,6 +110,11 @@ class Dispatcher:
         self._inflight: list = []
         self.max_inflight = pool_size * 4
         self._pacer = _Pacer(self.pool, self._send)
+        # Lookups (reconciling uncertain rows) run beside the sends, never in the tick: a slow answer from
+        # Twilio must not hold up the claims.
+        self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="c4d-lookup")
+        self._lookup_backlog = 0
+        self._lookup_lock = threading.Lock()
         self._spacing = _Spacing()
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -115,6 +126,7 @@ class Dispatcher:
     def stop(self) -> None:
         self._pacer.stop()
         self.pool.shutdown(wait=True)
+        self._lookups.shutdown(wait=True, cancel_futures=True)
         if not self.postgres:
             db.session.execute(sa.delete(DispatcherLock).where(DispatcherLock.name == "dispatcher",
                                                                DispatcherLock.holder == self.name))
@@ -149,7 +161,7 @@ class Dispatcher:
         if not self.postgres:
             self._take_sqlite_lock(now)
         self._expire_leases(now)
-        stats.reconciled = self._reconcile(now)
+        stats.reconciled = self._reconcile(now, inline=wait or not pace)
         self._inflight = [f for f in self._inflight if not f.done()] + self._pacer.take_futures()
         if len(self._inflight) + self._pacer.waiting() >= self.max_inflight:
             return stats  # the pool is busy; claim again when it catches up
@@ -366,37 +378,86 @@ class Dispatcher:
 
     # --- reconciling uncertain rows -------------------------------------------------------------------
 
-    def _reconcile(self, now: datetime, limit: int = 100) -> int:
-        rows = db.session.scalars(sa.select(OutboundMessage).where(OutboundMessage.status == "uncertain")
-                                  .order_by(OutboundMessage.id).limit(limit)).all()
-        if not rows:
-            return 0
-        done = 0
-        channel = self._channel()
-        ids = [r.id for r in rows]
+    def _reconcile(self, now: datetime, *, inline: bool = True, limit: int = 50) -> int:
+        """Uncertain rows due for a lookup are taken (their next lookup moved past a lease, so that no
+        other tick or worker looks them up meanwhile), then looked up: at once (tests, ``tick(now)``) or
+        in the lookup threads, so that the claims never wait for Twilio's answers. Returns how many were
+        settled (inline only)."""
+        if not inline:
+            with self._lookup_lock:
+                limit = min(limit, LOOKUP_THREADS * 8 - self._lookup_backlog)
+            if limit <= 0:
+                return 0
+        m = OutboundMessage
+        q = (sa.select(m.id).where(m.status == "uncertain",
+                                   sa.or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now))
+             .order_by(m.id).limit(limit))
+        if self.postgres:
+            q = q.with_for_update(skip_locked=True)
+        ids = list(db.session.scalars(q))
+        if ids:
+            outbox.schedule_lookup(db.session, ids, now + LOOKUP_LEASE)
         db.session.commit()  # never hold a transaction (on SQLite: the write lock) across an HTTP call
+        if inline:
+            return sum(self._reconcile_one(row_id, now) for row_id in ids)
+        with self._lookup_lock:
+            self._lookup_backlog += len(ids)
         for row_id in ids:
-            row = db.session.get(OutboundMessage, row_id)
-            if row is None or row.status != "uncertain":
-                continue
-            try:
-                found = self._lookup(channel, row)
-            except ch.SendError:
-                db.session.rollback()
-                continue  # Twilio unreachable: try again next tick, never resend blindly
-            if found is not None:
-                outbox.record_report(db.session, row, found.status, found.error_code, source="lookup",
-                                     provider_sid=found.sid)
-                done += 1
-            elif now - _claimed_at(row, self.lease) >= self.reconcile_grace:
-                # Twilio has no such message well after the call: it never got it; send again.
-                outbox.resend(db.session, row, now)
-                done += 1
+            self._lookups.submit(self._reconcile_in_thread, row_id)
+        return 0
+
+    def _reconcile_in_thread(self, row_id: int) -> None:
+        try:
+            with self.app.app_context():
+                try:
+                    self._reconcile_one(row_id, utcnow())
+                except Exception:  # noqa: BLE001 - the row stays uncertain and is looked up again later
+                    db.session.rollback()
+                    log.exception("lookup of message %s failed", row_id)
+                finally:
+                    db.session.remove()
+        finally:
+            with self._lookup_lock:
+                self._lookup_backlog -= 1
+
+    def _reconcile_one(self, row_id: int, now: datetime) -> int:
+        """Look one uncertain row up at Twilio. Found: its status, by rank. Not found, and the failure is
+        older than the grace period: Twilio never got it; it goes again (within seconds, not minutes).
+        Not found yet: one more lookup when the grace period ends. Twilio unreachable: later, never a
+        blind resend. Two candidates: we cannot tell which; after the grace period the row fails with
+        its reason rather than risk a duplicate."""
+        row = db.session.get(OutboundMessage, row_id)
+        if row is None or row.status != "uncertain":
+            return 0
+        since = row.updated_at  # when it became uncertain (the call's end, or its lease's)
+        try:
+            found = self._lookup(self._channel(), row)
+        except ch.SendError:
+            db.session.rollback()
+            outbox.schedule_lookup(db.session, [row_id], now + LOOKUP_RETRY)
             db.session.commit()
-        return done
+            return 0
+        settled = 1
+        if found is AMBIGUOUS:
+            if now - since >= self.reconcile_grace:
+                outbox.give_up(db.session, row, "lookup_ambiguous", now)
+            else:
+                outbox.schedule_lookup(db.session, [row_id], since + self.reconcile_grace)
+                settled = 0
+        elif found is not None:
+            outbox.record_report(db.session, row, found.status, found.error_code, source="lookup",
+                                 provider_sid=found.sid)
+        elif now - since >= self.reconcile_grace:
+            outbox.resend(db.session, row, now)  # Twilio has no such message well after the call
+        else:
+            outbox.schedule_lookup(db.session, [row_id], since + self.reconcile_grace)
+            settled = 0
+        db.session.commit()
+        return settled
 
     def _lookup(self, channel, row: OutboundMessage):
-        """Twilio's record of this row's send, if it has one: by SID, else by recipient, time and text."""
+        """Twilio's record of this row's send, if it has one: by SID, else by recipient, time and text
+        (``AMBIGUOUS`` when several messages could be it)."""
         if row.provider_sid:
             return channel.fetch(row.provider_sid)
         contact = db.session.get(Contact, row.contact_id)
@@ -412,7 +473,9 @@ class Dispatcher:
         candidates = [c for c in channel.find(to=to, since=since, from_=self._sender_from(row)) if c.sid not in known]
         if body is not None:
             candidates = [c for c in candidates if c.body == body]
-        return candidates[0] if len(candidates) == 1 else None
+        if len(candidates) > 1:
+            return AMBIGUOUS
+        return candidates[0] if candidates else None
 
 
     def _sender_from(self, row: OutboundMessage) -> str | None:

@@ -82,6 +82,7 @@ ENGINE_MOVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "refused": ("failed", ("sending",)),             # Twilio refused the create (4xx): it never existed
     "check": ("skipped", ("sending",)),              # our last check before the call said no
     "resend": ("pending", ("uncertain",)),           # the lookup found nothing: it never reached Twilio
+    "ambiguous": ("failed", ("uncertain",)),         # the lookup found several: we cannot tell, never resend
     "hold": ("held", ("pending",)),
     "release": ("pending", ("held",)),
     "cancel": ("cancelled", NOT_SENT),
@@ -500,6 +501,18 @@ def record_callback(session: Session, message_id: int, twilio_status: str, error
     record_report(session, msg, twilio_status, error_code, source="callback",
                   provider_sid=sid[:34] if sid.startswith(("SM", "MM")) else None)
     return "recorded"
+
+
+def schedule_lookup(session: Session, message_ids: list[int], at: datetime) -> None:
+    """When to look these uncertain rows up at Twilio next (also: taken for a lookup until then)."""
+    m = OutboundMessage
+    session.execute(sa.update(m).where(m.id.in_(message_ids), m.status == "uncertain").values(next_attempt_at=at)
+                    .execution_options(synchronize_session=False))
+
+
+def give_up(session: Session, msg: OutboundMessage, reason: str, now: datetime) -> bool:
+    """An uncertain row whose fate cannot be told: failed with its reason, never resent."""
+    return advance(session, msg, "failed", source="ambiguous", reason=reason, now=now)
 
 
 def resend(session: Session, msg: OutboundMessage, now: datetime) -> bool:

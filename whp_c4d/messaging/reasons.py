@@ -16,6 +16,7 @@ REASON_LABELS = {
     "opted_out_at_twilio": _l("the person replied STOP to this sender"),
     "invalid_number": _l("invalid or landline number"), "undelivered": _l("not delivered by the carrier"),
     "failed_at_twilio": _l("failed at Twilio"), "error": _l("error from Twilio"),
+    "lookup_ambiguous": _l("Twilio's answer was lost and two messages there could be this one: not sent again"),
     # the campaign
     "campaign_ended": _l("campaign ended"),
 }

@@ -24,7 +24,8 @@ from twilio.rest import Client
 from . import FATAL, UNCERTAIN, SendError, SendResult, error_kind
 
 DEFAULT_API_BASE = "https://api.twilio.com"
-DEFAULT_TIMEOUT = 15.0
+DEFAULT_TIMEOUT = 5.0  # seconds for Twilio's answer (TWILIO_TIMEOUT_SECONDS)
+DEFAULT_CONNECT_TIMEOUT = 3.0  # seconds to connect (TWILIO_CONNECT_TIMEOUT_SECONDS)
 _MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,13 @@ class BaseUrlHttpClient(TwilioHttpClient):
     e.g. ``/simulator``) goes in front of the path the SDK built, and the query is kept. With the
     default base nothing is rewritten, so Twilio's other domains keep working."""
 
-    def __init__(self, api_base: str = DEFAULT_API_BASE, *, timeout: float | None = None):
+    def __init__(self, api_base: str = DEFAULT_API_BASE, *, timeout: float | None = None,
+                 connect_timeout: float | None = None):
         super().__init__(pool_connections=True, timeout=timeout, logger=log)
+        if timeout is not None and connect_timeout is not None:
+            # requests' (connect, read): a host that does not answer the handshake is given up sooner
+            # than an answer that is slow to come.
+            self.timeout = (connect_timeout, timeout)
         base = urlsplit(api_base.rstrip("/"))
         if base.scheme not in ("http", "https") or not base.netloc:
             raise ValueError("TWILIO_API_BASE must be an http:// or https:// URL")
@@ -96,9 +102,9 @@ class TwilioChannel:
     """Sends one message per call; classifies every failure into a ``SendError`` kind."""
 
     def __init__(self, account_sid: str, auth_token: str, *, api_base: str = DEFAULT_API_BASE,
-                 timeout: float | None = DEFAULT_TIMEOUT):
+                 timeout: float | None = DEFAULT_TIMEOUT, connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT):
         self.account_sid = account_sid
-        self.http_client = BaseUrlHttpClient(api_base, timeout=timeout)
+        self.http_client = BaseUrlHttpClient(api_base, timeout=timeout, connect_timeout=connect_timeout)
         # A non-empty environment without TWILIO_* keys: the SDK must not pick up credentials, a region
         # or an edge from the process environment; the app's configuration is the one source.
         self.client = Client(account_sid, auth_token, http_client=self.http_client,
@@ -116,7 +122,8 @@ class TwilioChannel:
             sid, token = config["C4D_SIMULATOR_ACCOUNT_SID"], config["C4D_SIMULATOR_AUTH_TOKEN"]
             if base == DEFAULT_API_BASE:
                 base = config["C4D_PUBLIC_URL"].rstrip("/") + "/simulator"
-        return cls(sid, token, api_base=base, timeout=config.get("TWILIO_TIMEOUT_SECONDS", DEFAULT_TIMEOUT))
+        return cls(sid, token, api_base=base, timeout=config.get("TWILIO_TIMEOUT_SECONDS", DEFAULT_TIMEOUT),
+                   connect_timeout=config.get("TWILIO_CONNECT_TIMEOUT_SECONDS", DEFAULT_CONNECT_TIMEOUT))
 
     @property
     def api_base(self) -> str:

@@ -377,3 +377,43 @@ def test_a_lookup_that_finds_two_candidates_never_resends(app, audience, scripte
     row = db.session.get(OutboundMessage, row.id)
     assert (row.status, row.reason) == ("failed", "lookup_ambiguous")
     assert scripted_twilio.created == created  # nothing resent
+
+
+# --- 6. lost status callbacks are recovered -------------------------------------------------------------------
+
+def test_messages_whose_callbacks_were_lost_get_their_status_from_a_poll(live_app, audience, dispatcher):
+    """Case 6: callbacks were dropped and 227 rows stayed sent/queued for good. Nobody posts the
+    simulator's callbacks here (no pump): half an hour after sending, the dispatcher asks Twilio."""
+    from whp_c4d.simulator import settings as sim
+
+    author, _contacts = audience
+    sim.save({"callback_delays": "0,0,0"})  # delivered at once at "Twilio"; its callbacks never come
+    db.session.commit()
+    _due_now(_campaign(author))
+    d = dispatcher(pool_size=4)
+    now = utcnow()
+    d.tick(now)
+    d.tick(now + timedelta(seconds=1))
+    db.session.expire_all()
+    assert {r.status for r in db.session.scalars(sa.select(OutboundMessage))} == {"queued"}
+    assert d.tick(now + timedelta(minutes=10)).polled == 0  # too early to ask
+    assert d.tick(now + timedelta(minutes=31)).polled == 12
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(OutboundMessage)).all()
+    assert {r.status for r in rows} == {"delivered"}
+    polls = db.session.scalars(sa.select(MessageEvent).where(MessageEvent.source == "poll")).all()
+    assert len(polls) == 12 and all(e.applied and e.status == "delivered" for e in polls)
+    assert d.tick(now + timedelta(hours=2)).polled == 0  # delivered: nothing more to ask
+
+
+def test_a_message_that_never_gets_a_final_report_is_asked_about_less_and_less_then_not_at_all():
+    from datetime import UTC, datetime
+
+    sent = datetime(2027, 1, 1, 12, tzinfo=UTC)
+    gaps = []
+    now = sent + timedelta(minutes=30)
+    while (after := outbox.next_check(sent, now)) is not None:
+        gaps.append(after - now)
+        now = after
+    assert gaps[0] == timedelta(minutes=30) and gaps[-1] == timedelta(hours=24)
+    assert gaps == sorted(gaps) and now - sent < timedelta(hours=96) and len(gaps) < 20

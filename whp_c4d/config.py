@@ -68,6 +68,8 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     # lock may be taken over. Production keeps the defaults; tests of crashes shorten them.
     cfg["C4D_DISPATCH_LEASE_SECONDS"] = float(env.get("C4D_DISPATCH_LEASE_SECONDS", "60"))
     cfg["C4D_RECONCILE_GRACE_SECONDS"] = float(env.get("C4D_RECONCILE_GRACE_SECONDS", "10"))
+    # A message Twilio accepted with no final status callback this long after: ask Twilio (lost callbacks).
+    cfg["C4D_STATUS_CHECK_AFTER_MINUTES"] = float(env.get("C4D_STATUS_CHECK_AFTER_MINUTES", "30"))
     cfg["C4D_DISPATCH_LOCK_STALE_SECONDS"] = float(env.get("C4D_DISPATCH_LOCK_STALE_SECONDS", "30"))
     # The Twilio-compatible simulator (/simulator): on by default when no Twilio account is configured,
     # and then the channel talks to it with these simulator-only credentials (see messaging/channels).

@@ -50,7 +50,7 @@ LOOKUP_LEASE = timedelta(seconds=30)  # a row taken for a lookup is not taken ag
 LOOKUP_RETRY = timedelta(seconds=10)  # Twilio did not answer the lookup: try again after this
 LOOKUP_THREADS = 4
 AMBIGUOUS = object()  # a lookup found more than one message that could be this row's
-HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's pace  # look this far before the call: our clock and Twilio's may differ
+HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's pace
 
 
 class DispatcherBusy(RuntimeError):
@@ -82,6 +82,7 @@ class TickStats:
     skipped: int = 0
     overtaken: int = 0  # a callback had already moved the row on when the call's answer came
     reconciled: int = 0
+    polled: int = 0  # statuses asked of Twilio for rows whose final report did not come
     by_sender: dict[str, int] = field(default_factory=dict)
 
 
@@ -98,6 +99,8 @@ class Dispatcher:
             raise ValueError("C4D_DISPATCH_LEASE_SECONDS must exceed TWILIO_TIMEOUT_SECONDS + "
                              "TWILIO_CONNECT_TIMEOUT_SECONDS by more than a second")
         self.lock_stale = timedelta(seconds=cfg.get("C4D_DISPATCH_LOCK_STALE_SECONDS", LOCK_STALE.total_seconds()))
+        # A message Twilio accepted and that has no final report this long after: ask Twilio (lost callbacks).
+        self.check_after = timedelta(minutes=cfg.get("C4D_STATUS_CHECK_AFTER_MINUTES", 30))
         self.reconcile_grace = reconcile_grace or timedelta(
             seconds=cfg.get("C4D_RECONCILE_GRACE_SECONDS", RECONCILE_GRACE.total_seconds()))
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10000}"
@@ -162,6 +165,7 @@ class Dispatcher:
             self._take_sqlite_lock(now)
         self._expire_leases(now)
         stats.reconciled = self._reconcile(now, inline=wait or not pace)
+        stats.polled = self._poll(now, inline=wait or not pace)
         self._inflight = [f for f in self._inflight if not f.done()] + self._pacer.take_futures()
         if len(self._inflight) + self._pacer.waiting() >= self.max_inflight:
             return stats  # the pool is busy; claim again when it catches up
@@ -359,7 +363,7 @@ class Dispatcher:
                 outbox.record_crash(session, job.message_id)
             return "uncertain"
         with self.engine.begin() as conn:
-            outbox.record_send(conn, job.message_id, result.sid, result.status, utcnow())
+            outbox.record_send(conn, job.message_id, result.sid, result.status, utcnow(), self.check_after)
         return "sent"
 
     def _opt_out(self, job: SendJob) -> None:
@@ -384,8 +388,7 @@ class Dispatcher:
         in the lookup threads, so that the claims never wait for Twilio's answers. Returns how many were
         settled (inline only)."""
         if not inline:
-            with self._lookup_lock:
-                limit = min(limit, LOOKUP_THREADS * 8 - self._lookup_backlog)
+            limit = self._lookup_room(limit)
             if limit <= 0:
                 return 0
         m = OutboundMessage
@@ -400,18 +403,26 @@ class Dispatcher:
         db.session.commit()  # never hold a transaction (on SQLite: the write lock) across an HTTP call
         if inline:
             return sum(self._reconcile_one(row_id, now) for row_id in ids)
+        self._in_lookup_threads(self._reconcile_one, ids)
+        return 0
+
+    def _lookup_room(self, limit: int) -> int:
+        """How many more lookups the lookup threads may take on now (their queue stays short)."""
+        with self._lookup_lock:
+            return min(limit, LOOKUP_THREADS * 8 - self._lookup_backlog)
+
+    def _in_lookup_threads(self, work: Callable[[int, datetime], int], ids: list[int]) -> None:
         with self._lookup_lock:
             self._lookup_backlog += len(ids)
         for row_id in ids:
-            self._lookups.submit(self._reconcile_in_thread, row_id)
-        return 0
+            self._lookups.submit(self._run_lookup, work, row_id)
 
-    def _reconcile_in_thread(self, row_id: int) -> None:
+    def _run_lookup(self, work: Callable[[int, datetime], int], row_id: int) -> None:
         try:
             with self.app.app_context():
                 try:
-                    self._reconcile_one(row_id, utcnow())
-                except Exception:  # noqa: BLE001 - the row stays uncertain and is looked up again later
+                    work(row_id, utcnow())
+                except Exception:  # noqa: BLE001 - the row is taken up again after its lease
                     db.session.rollback()
                     log.exception("lookup of message %s failed", row_id)
                 finally:
@@ -419,6 +430,40 @@ class Dispatcher:
         finally:
             with self._lookup_lock:
                 self._lookup_backlog -= 1
+
+    # --- the status poll: lost callbacks ------------------------------------------------------------------
+
+    def _poll(self, now: datetime, *, inline: bool = True, limit: int = 20) -> int:
+        """Rows Twilio accepted whose final report has not come by their next check: ask Twilio (fetch by
+        SID), in the lookup threads unless ``inline``. Returns how many were asked (inline only)."""
+        if not inline:
+            limit = self._lookup_room(limit)
+            if limit <= 0:
+                return 0
+        ids = outbox.take_for_check(db.session, now, limit, lease=LOOKUP_LEASE, skip_locked=self.postgres)
+        db.session.commit()
+        if inline:
+            return sum(self._poll_one(row_id, now) for row_id in ids)
+        self._in_lookup_threads(self._poll_one, ids)
+        return 0
+
+    def _poll_one(self, row_id: int, now: datetime) -> int:
+        row = db.session.get(OutboundMessage, row_id)
+        if row is None or row.status not in outbox.AWAITING_REPORT or not row.provider_sid:
+            return 0
+        try:
+            found = self._channel().fetch(row.provider_sid)
+        except ch.SendError as exc:
+            db.session.rollback()
+            # Unreachable or slow: ask again later. Refused (the message is gone at Twilio): stop asking.
+            again = now + LOOKUP_RETRY if exc.kind in (ch.UNCERTAIN, ch.RETRY) else None
+            outbox.schedule_check(db.session, [row_id], again)
+            db.session.commit()
+            return 0
+        outbox.record_report(db.session, row, found.status, found.error_code, source="poll",
+                             check_at=outbox.next_check(row.sent_at, now))
+        db.session.commit()
+        return 1
 
     def _reconcile_one(self, row_id: int, now: datetime) -> int:
         """Look one uncertain row up at Twilio. Found: its status, by rank. Not found, and the failure is
@@ -446,7 +491,7 @@ class Dispatcher:
                 settled = 0
         elif found is not None:
             outbox.record_report(db.session, row, found.status, found.error_code, source="lookup",
-                                 provider_sid=found.sid)
+                                 provider_sid=found.sid, check_at=now + self.check_after)
         elif now - since >= self.reconcile_grace:
             outbox.resend(db.session, row, now)  # Twilio has no such message well after the call
         else:
@@ -488,6 +533,7 @@ class Dispatcher:
 
 
 _CHECK: dict[str, sa.Select] = {}
+
 
 
 def _check_statement(purpose: str) -> sa.Select:

@@ -97,7 +97,9 @@ class OutboundMessage(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="pending")
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # pending: not before; uncertain: lookup
+    # Accepted by Twilio without a final report yet: when to ask Twilio for its status (lost callbacks).
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
     sender_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sender.id", ondelete="SET NULL"))
@@ -117,6 +119,9 @@ class OutboundMessage(db.Model):
         sa.Index("ix_outbound_campaign_updated", "campaign_id", "updated_at"),
         sa.Index("ix_outbound_opted_out_at_twilio", "campaign_id", sqlite_where=sa.text("error_code = 21610"),
                  postgresql_where=sa.text("error_code = 21610")),
+        # The status poll: only rows still waiting for a final report are in it.
+        sa.Index("ix_outbound_check", "next_check_at", sqlite_where=sa.text("status IN ('queued', 'sent')"),
+                 postgresql_where=sa.text("status IN ('queued', 'sent')")),
         sa.CheckConstraint("channel in ('sms','whatsapp')", name="channel"),
     )
 

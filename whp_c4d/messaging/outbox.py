@@ -48,6 +48,11 @@ NOT_SENT = ("pending", "held")
 IN_FLIGHT = ("claimed", "sending", "uncertain")
 #: Twilio has the message: from here on a row only moves forward, and only on Twilio's word.
 AT_TWILIO = ("queued", "sent", "delivered", "read")
+#: Rows Twilio accepted whose final report has not come: the status poll asks about them (lost callbacks).
+AWAITING_REPORT = ("queued", "sent")
+#: How often to ask, by the message's age: a carrier may report late, or never (then we stop after 3 days).
+CHECK_SCHEDULE = ((timedelta(hours=1), timedelta(minutes=30)), (timedelta(hours=6), timedelta(hours=2)),
+                  (timedelta(hours=24), timedelta(hours=6)), (timedelta(hours=72), timedelta(hours=24)))
 
 #: Twilio's statuses in ours: everything Twilio holds before handing over to the carrier is "queued".
 TWILIO_TO_OURS = {
@@ -391,6 +396,7 @@ _m = OutboundMessage
 # statements costs more CPU than running them.
 _SENT = sa.update(_m).where(_m.id == sa.bindparam("message_id_"), _m.status.in_(allowed_from("queued", "send"))).values(
     provider_sid=sa.bindparam("sid"), sent_at=sa.bindparam("now"), error_code=None, updated_at=sa.bindparam("now"),
+    next_check_at=sa.bindparam("check"),
     status=sa.case((_m.status.in_(allowed_from("sent", "send")), sa.bindparam("ours")), else_=_m.status))
 # The send's answer came after a callback had already moved the row on: keep the SID and time only.
 _SENT_LATE = sa.update(_m).where(_m.id == sa.bindparam("message_id_")).values(
@@ -402,12 +408,14 @@ _EVENT = sa.insert(MessageEvent).values(
     received_at=sa.bindparam("now"))
 
 
-def record_send(conn: sa.Connection, message_id: int, sid: str, twilio_status: str, now: datetime) -> bool:
+def record_send(conn: sa.Connection, message_id: int, sid: str, twilio_status: str, now: datetime,
+                check_after: timedelta) -> bool:
     """Twilio accepted the message: its SID, the time, and the status it gave (``queued`` or ``accepted``,
-    both ours ``queued``). A status callback may have overtaken the answer: then only the SID and the time
-    are kept, and the event says it did not apply."""
+    both ours ``queued``); if no final report comes within ``check_after``, the status poll asks. A
+    status callback may have overtaken the answer: then only the SID and the time are kept, and the
+    event says it did not apply."""
     ours = TWILIO_TO_OURS.get((twilio_status or "").lower(), "queued")
-    params = {"message_id_": message_id, "sid": sid, "now": now, "ours": ours}
+    params = {"message_id_": message_id, "sid": sid, "now": now, "ours": ours, "check": now + check_after}
     applied = conn.execute(_SENT, params).rowcount == 1
     if not applied:
         conn.execute(_SENT_LATE, params)
@@ -459,7 +467,7 @@ def record_crash(session: Session, message_id: int) -> bool:
 # --- what Twilio tells us afterwards ----------------------------------------------------------------------
 
 def record_report(session: Session, msg: OutboundMessage, twilio_status: str, error_code: int | None, *,
-                  source: str, provider_sid: str | None = None) -> bool:
+                  source: str, provider_sid: str | None = None, check_at: datetime | None = None) -> bool:
     """A status from Twilio (``callback``, ``lookup``, ``poll``), logged and applied by rank: never
     backwards, terminal stays terminal. A lookup that finds a row we were unsure about also gives it its
     SID and send time."""
@@ -470,6 +478,8 @@ def record_report(session: Session, msg: OutboundMessage, twilio_status: str, er
         values["provider_sid"] = provider_sid
     if source == "lookup" and msg.sent_at is None:
         values["sent_at"] = now
+    if source in ("lookup", "poll"):  # when to ask again, should it still be waiting for its final report
+        values["next_check_at"] = check_at
     if ours is None:  # a status we do not know: kept in the log, applied to nothing
         session.add(MessageEvent(message_id=msg.id, provider_sid=provider_sid or msg.provider_sid,
                                  status=(twilio_status or "")[:16], error_code=error_code, source=source,
@@ -519,3 +529,35 @@ def resend(session: Session, msg: OutboundMessage, now: datetime) -> bool:
     """Twilio has no record of an uncertain row well after its call: it never got it; send it again."""
     return advance(session, msg, "pending", source="resend", reason="resend_after_lookup",
                    values={"next_attempt_at": now}, now=now)
+
+
+# --- the status poll: recovering lost callbacks ---------------------------------------------------------
+
+def next_check(sent_at: datetime | None, now: datetime) -> datetime | None:
+    """When to ask Twilio again about a message still waiting for its final report; None: stop asking."""
+    age = now - (sent_at or now)
+    for younger_than, every in CHECK_SCHEDULE:
+        if age < younger_than:
+            return now + every
+    return None
+
+
+def take_for_check(session: Session, now: datetime, limit: int, *, lease: timedelta, skip_locked: bool) -> list[int]:
+    """Rows due for a status poll, taken: their next check moves past ``lease``, so that no other tick or
+    worker asks about them meanwhile. The caller commits."""
+    m = OutboundMessage
+    q = (sa.select(m.id).where(m.status.in_(AWAITING_REPORT), m.next_check_at <= now)
+         .order_by(m.next_check_at).limit(limit))
+    if skip_locked:
+        q = q.with_for_update(skip_locked=True)
+    ids = list(session.scalars(q))
+    if ids:
+        schedule_check(session, ids, now + lease)
+    return ids
+
+
+def schedule_check(session: Session, message_ids: list[int], at: datetime | None) -> None:
+    """When to poll these rows next (None: never again)."""
+    m = OutboundMessage
+    session.execute(sa.update(m).where(m.id.in_(message_ids)).values(next_check_at=at)
+                    .execution_options(synchronize_session=False))

@@ -417,3 +417,57 @@ def test_a_message_that_never_gets_a_final_report_is_asked_about_less_and_less_t
         now = after
     assert gaps[0] == timedelta(minutes=30) and gaps[-1] == timedelta(hours=24)
     assert gaps == sorted(gaps) and now - sent < timedelta(hours=96) and len(gaps) < 20
+
+
+# --- 9. a clean stop gives its rows back at once --------------------------------------------------------------
+
+def test_a_stopping_worker_returns_its_claimed_but_unsent_rows_at_once(app, audience):
+    """Case 9: on SIGTERM, rows claimed but never called stayed ``sending`` for the lease and the grace
+    period (about 3 minutes) before they went out. A call already on its way finishes."""
+    import threading
+
+    from whp_c4d.messaging.channels import SendResult
+
+    author, _contacts = audience
+    _due_now(_campaign(author))
+    release, calls = threading.Event(), []
+
+    class HeldChannel:
+        def send(self, *, to, before_call=None, **fields):
+            if before_call is not None:
+                before_call()
+            calls.append(to)
+            release.wait(10)  # the first call is on its way while the worker is told to stop
+            return SendResult(sid=f"SM{len(calls):032x}", status="queued")
+
+        def close(self):
+            pass
+
+    d = Dispatcher(app, pool_size=1, channel_factory=HeldChannel)
+    d.start()
+    d.tick(wait=False)  # the real clock: jobs wait for their slots, one call at a time
+    for _ in range(200):
+        if calls:
+            break
+        threading.Event().wait(0.01)
+    def stop():
+        with app.app_context():
+            d.stop()
+
+    stopping = threading.Thread(target=stop)
+    stopping.start()
+    for _ in range(200):  # stop() has given the rows back before it waits for the call in flight
+        db.session.expire_all()
+        if db.session.scalar(sa.select(sa.func.count()).where(OutboundMessage.reason == "returned")):
+            break
+        threading.Event().wait(0.01)
+    release.set()
+    stopping.join(20)
+    db.session.expire_all()
+    rows = db.session.scalars(sa.select(OutboundMessage)).all()
+    assert len(calls) == 1
+    assert sorted(r.status for r in rows) == ["pending"] * 11 + ["queued"]
+    back = [r for r in rows if r.status == "pending" and r.reason == "returned"]
+    # Four claimed (a claim takes no more than the pool has room for), one called, three given back.
+    assert len(back) == 3 and all(r.attempts == 0 and r.claimed_by is None for r in back)
+    assert not [r for r in rows if r.status in ("sending", "uncertain")]

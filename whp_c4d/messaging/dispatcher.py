@@ -83,6 +83,7 @@ class TickStats:
     overtaken: int = 0  # a callback had already moved the row on when the call's answer came
     reconciled: int = 0
     polled: int = 0  # statuses asked of Twilio for rows whose final report did not come
+    returned: int = 0  # claimed, then given back unsent because the dispatcher was stopping
     by_sender: dict[str, int] = field(default_factory=dict)
 
 
@@ -112,7 +113,10 @@ class Dispatcher:
         self.engine = db.engine  # the sending threads use it directly, outside any app context
         self._inflight: list = []
         self.max_inflight = pool_size * 4
-        self._pacer = _Pacer(self.pool, self._send)
+        self._pacer = _Pacer(self._submit)
+        self._queued: dict = {}  # future -> job, for jobs handed to the pool and not finished
+        self._queued_lock = threading.Lock()
+        self._stopping = False
         # Lookups (reconciling uncertain rows) run beside the sends, never in the tick: a slow answer from
         # Twilio must not hold up the claims.
         self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="c4d-lookup")
@@ -127,7 +131,18 @@ class Dispatcher:
             self._take_sqlite_lock()
 
     def stop(self) -> None:
-        self._pacer.stop()
+        """A clean stop (SIGTERM, Ctrl+C): rows claimed but not yet called go back to ``pending`` at once,
+        not after a lease and a lookup; calls already on their way finish (within the HTTP timeouts)."""
+        self._stopping = True
+        unsent = self._pacer.stop()  # jobs still waiting for their slot
+        self.pool.shutdown(wait=False, cancel_futures=True)  # jobs in the pool's queue, not started
+        with self._queued_lock:
+            unsent += [job for future, job in self._queued.items() if future.cancelled()]
+        if unsent:
+            with Session(self.engine) as session:
+                returned = outbox.return_unsent(session, [job.message_id for job in unsent], self.name)
+                session.commit()
+            log.info("stopping: %s claimed messages returned to the queue", returned)
         self.pool.shutdown(wait=True)
         self._lookups.shutdown(wait=True, cancel_futures=True)
         if not self.postgres:
@@ -175,7 +190,7 @@ class Dispatcher:
             for job in jobs:
                 self._pacer.add(job)
             return stats
-        futures = [self.pool.submit(self._send, job) for job in jobs]
+        futures = [self._submit(job) for job in jobs]
         self._inflight.extend(futures)
         if wait:
             for future in futures:
@@ -334,8 +349,26 @@ class Dispatcher:
             return "opted_out"
         return None
 
+    def _submit(self, job: SendJob):
+        """Hand a job to the pool, remembered until it finishes (a stop returns those never started)."""
+        future = self.pool.submit(self._send, job)
+        with self._queued_lock:
+            self._queued[future] = job
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future) -> None:
+        if not future.cancelled():  # a cancelled job is returned by stop(), which reads it here
+            with self._queued_lock:
+                self._queued.pop(future, None)
+
     def _send(self, job: SendJob) -> str:
         """One API call, with plain statements around it: this runs hundreds of times a second."""
+        if self._stopping:  # started just as the worker stops: back to the queue, no call
+            with Session(self.engine) as session:
+                outbox.return_unsent(session, [job.message_id], self.name)
+                session.commit()
+            return "returned"
         problem = self._check(job)
         if problem == "stale":
             log.warning("message %s waited too long for its call; left to reconciliation", job.message_id)
@@ -608,8 +641,8 @@ class _Spacing:
 class _Pacer:
     """Hands each claimed job to the pool when its slot comes, so waiting never occupies a sender thread."""
 
-    def __init__(self, pool: ThreadPoolExecutor, send: Callable):
-        self.pool, self.send = pool, send
+    def __init__(self, submit: Callable):
+        self.submit = submit
         self.heap: list = []
         self.futures: list = []
         self.cond = threading.Condition()
@@ -645,16 +678,16 @@ class _Pacer:
                     self.cond.wait(min(delay, 0.5))
                     continue
                 heapq.heappop(self.heap)
-                self.futures.append(self.pool.submit(self.send, job))
+                self.futures.append(self.submit(job))
 
-    def stop(self) -> None:
-        with self.cond:  # jobs still waiting are sent now: their rows are "sending" and must not be dropped
+    def stop(self) -> list[SendJob]:
+        """Stop handing jobs over; returns those still waiting (their rows are ``sending``, never called)."""
+        with self.cond:
             self.stopped = True
             pending, self.heap = [job for _due, _n, job in self.heap], []
             self.cond.notify()
         self.thread.join(5)
-        for job in pending:
-            self.pool.submit(self.send, job)
+        return pending
 
 
 def _holder_is_dead(holder: str) -> bool:

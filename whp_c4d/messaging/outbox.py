@@ -86,6 +86,7 @@ ENGINE_MOVES: dict[str, tuple[str, tuple[str, ...]]] = {
     "lease": ("uncertain", ("sending",)),            # left "sending" past its lease
     "refused": ("failed", ("sending",)),             # Twilio refused the create (4xx): it never existed
     "check": ("skipped", ("sending",)),              # our last check before the call said no
+    "returned": ("pending", ("sending",)),           # claimed, never called: the dispatcher is stopping
     "resend": ("pending", ("uncertain",)),           # the lookup found nothing: it never reached Twilio
     "ambiguous": ("failed", ("uncertain",)),         # the lookup found several: we cannot tell, never resend
     "hold": ("held", ("pending",)),
@@ -382,6 +383,20 @@ def skip(row: OutboundMessage, status: str, reason: str, now: datetime) -> None:
 def postpone(row: OutboundMessage, until: datetime, now: datetime) -> None:
     """A due row this dispatcher locked waits (quiet hours where the person is)."""
     row.earliest_at, row.updated_at = until, now
+
+
+def return_unsent(session: Session, message_ids: list[int], holder: str) -> int:
+    """Rows this dispatcher claimed and never called go back to ``pending`` at once (a clean stop), not
+    after their lease and a lookup. Only rows still ``sending`` under this holder's claim."""
+    if not message_ids:
+        return 0
+    m = OutboundMessage
+    return session.execute(
+        sa.update(m).where(m.id.in_(message_ids), m.status.in_(allowed_from("pending", "returned")),
+                           m.claimed_by == holder)
+        .values(status="pending", claimed_by=None, lease_until=None, attempts=m.attempts - 1, reason="returned",
+                updated_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount or 0
 
 
 def expire_leases(session: Session, now: datetime) -> int:

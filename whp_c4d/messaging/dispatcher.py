@@ -51,6 +51,15 @@ LOOKUP_RETRY = timedelta(seconds=10)  # Twilio did not answer the lookup: try ag
 LOOKUP_THREADS = 4
 AMBIGUOUS = object()  # a lookup found more than one message that could be this row's
 HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's pace
+# Pacing on the real clock. Slots are booked in the sender's shared budget row 1/(cap × HEADROOM) apart, so
+# every worker's calls together keep to the cap; a job is handed to a thread LEAD before its slot (the
+# last check and the SDK's work on the request happen before it) and leaves at its slot. A job that
+# reaches the wire more than LATE after its slot (a busy interpreter, a slow query) books a new slot
+# rather than go on a stale one: in any one-second window at Twilio's end there are then at most
+# cap × HEADROOM × (1 + LATE) + 1 calls, within the 5 % that network jitter is allowed.
+HEADROOM = 0.98
+LEAD = 0.05
+LATE = 0.03
 
 
 class DispatcherBusy(RuntimeError):
@@ -68,6 +77,7 @@ class SendJob:
     fields: dict
     units: int
     not_before: datetime | None = None  # this job's slot in its sender's second (pacing)
+    step: float = 0.0  # seconds of the sender's budget the slot takes (a late job books as much again)
     claimed_at: datetime | None = None  # the tick's time at the claim (the tests' clocks may be simulated)
     claimed_mono: float = field(default_factory=time.monotonic)
 
@@ -223,9 +233,11 @@ class Dispatcher:
                 rows += db.session.scalars(self._due_query(now, limit - len(rows), lane)).all()
         return rows
 
-    def _budget(self, key: str, now: datetime) -> SenderBudget:
-        """The sender's row, locked for this claim on PostgreSQL. ``window_start`` holds the sender's next
-        free slot: a continuous token bucket, so no burst can straddle two seconds."""
+    def _budget(self, key: str, now: datetime, pace: bool) -> tuple[SenderBudget, datetime]:
+        """The sender's row, locked for this claim on PostgreSQL, and the time the slots are booked from.
+        ``window_start`` holds the sender's next free slot: a continuous token bucket, so no burst can
+        straddle two seconds. On the real clock the time is read once the lock is held (the tick's
+        ``now`` may be stale by then, and slots booked in the past would all leave at once)."""
         q = sa.select(SenderBudget).where(SenderBudget.sender_key == key)
         if self.postgres:
             q = q.with_for_update()
@@ -234,9 +246,11 @@ class Dispatcher:
             db.session.execute(dialect_insert(SenderBudget.__table__).values(sender_key=key, window_start=now, used=0)
                                .on_conflict_do_nothing())
             row = db.session.scalar(q)
-        if row.window_start < now:
-            row.window_start = now  # idle capacity is not saved up: no burst after a quiet spell
-        return row
+        at = utcnow() if pace else now
+        earliest = at + timedelta(seconds=LEAD) if pace else at  # room for the job to reach its thread
+        if row.window_start < earliest:
+            row.window_start = earliest  # idle capacity is not saved up: no burst after a quiet spell
+        return row, at
 
     def _claim(self, now: datetime, stats: TickStats, *, pace: bool = False, limit: int | None = None
                ) -> list[SendJob]:
@@ -251,7 +265,7 @@ class Dispatcher:
             sa.select(Contact).where(Contact.id.in_({r.contact_id for r in rows}))
             .options(selectinload(Contact.numbers), selectinload(Contact.channels)))}
         senders: dict[tuple[str, str], SendingAddress | None] = {}
-        budgets: dict[str, SenderBudget] = {}
+        budgets: dict[str, tuple[SenderBudget, datetime]] = {}
         jobs: list[SendJob] = []
         full: set[str] = set()
         for row in rows:
@@ -281,19 +295,20 @@ class Dispatcher:
             key = sender.key
             if key in full:
                 continue
-            budget = budgets.get(key) or budgets.setdefault(key, self._budget(key, now))
+            budget, booked_at = budgets.get(key) or budgets.setdefault(key, self._budget(key, now, pace))
             slot = budget.window_start
-            if slot >= now + HORIZON:
+            if slot >= booked_at + HORIZON:
                 full.add(key)  # this sender's next second is booked; its rows wait for a later tick
                 continue
-            budget.window_start = slot + timedelta(seconds=units / sender.cap)
+            step = units / (sender.cap * (HEADROOM if pace else 1))
+            budget.window_start = slot + timedelta(seconds=step)
             budget.used += units
             number = contact.current_number
             to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
             outbox.claimed(row, holder=self.name, lease_until=now + self.lease, sender_id=sender.sender_id,
                            channel=channel, units=units, now=now)
             jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
-                                slot if pace else None, now))
+                                slot if pace else None, step, now))
             stats.by_sender[key] = stats.by_sender.get(key, 0) + units
         stats.claimed = len(jobs)
         db.session.commit()  # rows are "sending" before any call leaves the process
@@ -379,9 +394,9 @@ class Dispatcher:
             return "skipped"
         channel = self._channel()  # before the spacing: a thread's first client takes a while to build
         gate = None
-        if job.not_before is not None:  # paced: keep calls at least 1/cap apart even if threads bunch up
-            def gate(key=job.sender.key, units=job.units, cap=job.sender.cap):
-                self._spacing.wait(key, units, cap)
+        if job.not_before is not None:  # paced: the job leaves at its slot, never on a stale one
+            def gate(job=job):
+                self._pace(job)
         try:
             result = channel.send(to=job.to, **job.sender.api_fields, **job.fields, before_call=gate)
         except ch.SendError as exc:
@@ -398,6 +413,30 @@ class Dispatcher:
         with self.engine.begin() as conn:
             outbox.record_send(conn, job.message_id, result.sid, result.status, utcnow(), self.check_after)
         return "sent"
+
+    def _pace(self, job: SendJob) -> None:
+        """Right before the request goes on the wire: wait for the job's slot; a job that comes more than
+        LATE after it books a new one in the sender's shared budget (other workers' calls fill the slots
+        around its old one); then the in-process spacing, a last guard against threads bunching up."""
+        slot = job.not_before.timestamp()
+        for _attempt in range(3):
+            late = time.time() - slot
+            if late <= LATE or not self.postgres:  # one dispatcher on SQLite: the spacing below suffices
+                break
+            slot = self._rebook(job)
+        wait = slot - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        self._spacing.wait(job.sender.key, job.units, job.sender.cap)
+
+    def _rebook(self, job: SendJob) -> float:
+        """A new slot for a late job, at the sender's next free one (one statement, the row's lock held
+        only for it); returns it as a Unix time."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            end = conn.execute(_REBOOK, {"key": job.sender.key, "now": now + timedelta(seconds=LEAD),
+                                         "step": job.step, "units": job.units}).scalar_one()
+        return end.timestamp() - job.step
 
     def _opt_out(self, job: SendJob) -> None:
         """Twilio says the person replied STOP to this sender (21610): the channel is opted out through
@@ -566,7 +605,10 @@ class Dispatcher:
 
 
 _CHECK: dict[str, sa.Select] = {}
-
+_REBOOK = sa.text(
+    "UPDATE sender_budget SET window_start = greatest(window_start, :now) + make_interval(secs => :step), "
+    "used = used + :units WHERE sender_key = :key RETURNING window_start").columns(
+    window_start=SenderBudget.__table__.c.window_start.type)
 
 
 def _check_statement(purpose: str) -> sa.Select:
@@ -592,10 +634,6 @@ class _Spacing:
 
     SLOW_START = 2.0  # seconds at half the cap when a sender starts (or restarts) in this process
     FINE = 0.05  # seconds: the short window, allowed this share of the cap
-    # Twilio counts at its end: a call's way there varies by a few ms, and by 100 ms or more when the
-    # process stalls after letting it go, so a call or two land in the next second. 2 % below the cap
-    # here keeps its busiest second at Twilio within the cap's 5 % (bench/README.md, dispatch).
-    HEADROOM = 0.98
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -625,7 +663,7 @@ class _Spacing:
                 if not recent:  # idle for a second: new connections ahead, whose set-up delays the first
                     self.started[key] = now  # calls and lets later ones catch up with them at Twilio
                 # (Rounded up: a small cap, whose calls are far apart, keeps every one of its calls.)
-                limit = math.ceil(cap * self.HEADROOM / (2 if now - self.started.get(key, now) < self.SLOW_START else 1))
+                limit = math.ceil(cap * HEADROOM / (2 if now - self.started.get(key, now) < self.SLOW_START else 1))
                 second_ok = not recent or used + units <= limit
                 fine_ok = not fine or fine_used + units <= math.ceil(limit * self.FINE)
                 if second_ok and fine_ok:
@@ -673,7 +711,7 @@ class _Pacer:
                     self.cond.wait(0.5)
                     continue
                 due, _n, job = self.heap[0]
-                delay = (due - utcnow()).total_seconds()
+                delay = (due - utcnow()).total_seconds() - LEAD  # the job waits for its slot in the gate
                 if delay > 0:
                     self.cond.wait(min(delay, 0.5))
                     continue

@@ -524,3 +524,27 @@ def test_a_job_that_comes_late_books_a_new_slot_in_the_shared_budget(app, audien
     after = db.session.get(SenderBudget, str(sender.id)).window_start
     assert after - booked == timedelta(seconds=job.step)  # one more slot, after everything booked
     assert left >= booked  # it left at its new slot, not at once
+
+
+# --- a job whose row was erased -------------------------------------------------------------------------
+
+def test_a_job_whose_person_was_erased_never_goes_even_if_its_row_id_is_taken_again(app, audience, dispatcher):
+    """Found by the state machine (test_outbox_machine.py): a person is erased while their message waits
+    for its slot; on SQLite the next row may take the freed id, and the waiting job passed the last
+    check as if that row were its own, and sent the erased person's message. The claim is the token."""
+    from whp_c4d.audience.erasure import erase_contact
+    from whp_c4d.messaging.dispatcher import TickStats
+
+    author, contacts = audience
+    _due_now(_campaign(author))
+    d = dispatcher()
+    jobs = d._claim(utcnow(), TickStats())
+    job = jobs[0]
+    erase_contact(db.session.get(type(contacts[0]), job.contact_id), None)
+    db.session.commit()
+    assert db.session.get(OutboundMessage, job.message_id) is None
+    other = db.session.scalars(sa.select(OutboundMessage).where(OutboundMessage.status == "sending")).first()
+    columns = {c.name: getattr(other, c.name) for c in OutboundMessage.__table__.columns if c.name != "id"}
+    db.session.execute(sa.insert(OutboundMessage).values(id=job.message_id, **{**columns, "occurrence": "x"}))
+    db.session.commit()  # the freed id, taken by a row of someone else, claimed by this same dispatcher
+    assert d._check(job) == "stale"

@@ -353,7 +353,10 @@ class Dispatcher:
         And the person may have said STOP since the row was claimed. None means go."""
         with self.engine.connect() as conn:
             row = conn.execute(_check_statement(job.purpose), {"id": job.message_id, "channel": job.channel}).first()
-        if (row is None or row.status != "sending" or row.claimed_by != self.name
+        # The claim itself is the token: the same holder, person and lease. On SQLite a row deleted with an
+        # erased person leaves its id free for the next row, which must not inherit this job.
+        if (row is None or row.status != "sending" or row.claimed_by != self.name or row.contact_id != job.contact_id
+                or row.lease_until != job.claimed_at + self.lease
                 or row.lease_until < job.claimed_at + timedelta(seconds=time.monotonic() - job.claimed_mono)
                 + self.call_budget):
             return "stale"
@@ -616,7 +619,7 @@ def _check_statement(purpose: str) -> sa.Select:
         m, c = OutboundMessage, ContactChannel
         consent = getattr(c, purpose) if purpose in ("campaigns", "polls") else sa.true()
         _CHECK[purpose] = (
-            sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at, consent, m.created_at)
+            sa.select(m.status, m.claimed_by, m.lease_until, c.opted_out_at, consent, m.created_at, m.contact_id)
             .select_from(m).outerjoin(c, sa.and_(c.contact_id == m.contact_id, c.channel == sa.bindparam("channel")))
             .where(m.id == sa.bindparam("id")))
     return _CHECK[purpose]

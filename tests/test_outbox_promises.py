@@ -357,9 +357,11 @@ def test_a_twilio_500_is_resent_seconds_after_a_lookup_finds_nothing(app, audien
     assert events == ["send", "send"]  # the 500 and the resend: lookups that find nothing log nothing
 
 
-def test_a_lookup_that_finds_two_candidates_never_resends(app, audience, scripted_twilio, dispatcher):
-    """Two messages at Twilio could be this row's: we cannot tell, so it fails with that reason after
-    the grace period rather than risk a second copy."""
+def test_a_lookup_that_finds_more_messages_than_it_lost_takes_one_and_never_resends(
+        app, audience, scripted_twilio, dispatcher):
+    """Two messages at Twilio with the row's text that no row of ours holds: the person has it, so the row
+    takes the oldest and nothing is sent again."""
+    from email.utils import format_datetime
     author, contacts = audience
     _due_now(_campaign(author))
     scripted_twilio.replies = [(500, {"code": 20500, "message": "Internal Server Error", "status": 500})]
@@ -370,12 +372,14 @@ def test_a_lookup_that_finds_two_candidates_never_resends(app, audience, scripte
     row = _uncertain_row()
     number = db.session.get(type(contacts[0]), row.contact_id).current_number.e164
     scripted_twilio.listing = [{"sid": "SM" + c * 32, "status": "sent", "body": row.body, "to": number,
-                                "num_segments": "1", "error_code": None} for c in "ab"]
+                                "num_segments": "1", "error_code": None,
+                                "date_created": format_datetime(now + timedelta(seconds=n), usegmt=True)}
+                               for n, c in enumerate("ab")]
     created = scripted_twilio.created
     d.tick(now + timedelta(seconds=12))
     db.session.expire_all()
     row = db.session.get(OutboundMessage, row.id)
-    assert (row.status, row.reason) == ("failed", "lookup_ambiguous")
+    assert (row.status, row.provider_sid) == ("sent", "SM" + "a" * 32)
     assert scripted_twilio.created == created  # nothing resent
 
 

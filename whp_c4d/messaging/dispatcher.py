@@ -551,18 +551,18 @@ class Dispatcher:
             return 0
         since = row.updated_at  # when it became uncertain (the call's end, or its lease's)
         try:
-            found = self._lookup(self._channel(), row)
+            found = self._lookup(self._channel(), row, now)
         except ch.SendError:
             db.session.rollback()
             outbox.schedule_lookup(db.session, [row_id], now + LOOKUP_RETRY)
             db.session.commit()
             return 0
         settled = 1
-        if found is AMBIGUOUS:
-            if now - since >= self.reconcile_grace:
+        if found is AMBIGUOUS:  # another row's call is in flight: its answer (or its lease) settles it
+            if now - since >= self.lease + 2 * self.reconcile_grace:
                 outbox.give_up(db.session, row, "lookup_ambiguous", now)
             else:
-                outbox.schedule_lookup(db.session, [row_id], since + self.reconcile_grace)
+                outbox.schedule_lookup(db.session, [row_id], now + self.reconcile_grace)
                 settled = 0
         elif found is not None:
             outbox.record_report(db.session, row, found.status, found.error_code, source="lookup",
@@ -575,9 +575,16 @@ class Dispatcher:
         db.session.commit()
         return settled
 
-    def _lookup(self, channel, row: OutboundMessage):
-        """Twilio's record of this row's send, if it has one: by SID, else by recipient, time and text
-        (``AMBIGUOUS`` when several messages could be it)."""
+    def _lookup(self, channel, row: OutboundMessage, now: datetime | None = None):
+        """Twilio's record of this row's send, if it has one: by SID; else the messages Twilio has for the
+        person, from our sender, since the call, with the text we sent, that no row of ours holds yet.
+
+        Other rows of the same person with the same text whose fate is open (their answers lost too)
+        could have sent any of those messages; the person cannot tell them apart, but two lookups must not
+        take the same message, or the other row would be resent as a duplicate. So the open rows (in id
+        order) and the candidates (oldest first) are paired: the k-th row gets the k-th message, and a row
+        left without one was never accepted. While one of them still has a call in flight its answer may
+        settle it: ``AMBIGUOUS``, look again later (past its lease, it is as uncertain as this one)."""
         if row.provider_sid:
             return channel.fetch(row.provider_sid)
         contact = db.session.get(Contact, row.contact_id)
@@ -585,18 +592,28 @@ class Dispatcher:
             return None
         to = ("whatsapp:" if row.sent_channel == "whatsapp" else "") + contact.current_number.e164
         since = _claimed_at(row, self.lease) - LOOKUP_MARGIN
-        known = set(db.session.scalars(sa.select(OutboundMessage.provider_sid).where(
-            OutboundMessage.contact_id == row.contact_id, OutboundMessage.provider_sid.is_not(None))))
-        body = None
-        if row.sent_channel == "sms":
-            body = row.body if row.channel == "sms" else row.sms_fallback_body
+        m = OutboundMessage
+        known = set(db.session.scalars(sa.select(m.provider_sid).where(
+            m.contact_id == row.contact_id, m.provider_sid.is_not(None))))
+        body = _sent_text(row)
         candidates = [c for c in channel.find(to=to, since=since, from_=self._sender_from(row)) if c.sid not in known]
         if body is not None:
             candidates = [c for c in candidates if c.body == body]
-        if len(candidates) > 1:
-            return AMBIGUOUS
-        return candidates[0] if candidates else None
-
+        if not candidates:
+            return None
+        rivals = (sa.select(m.id, m.status, m.lease_until).where(
+            m.contact_id == row.contact_id, m.id != row.id, m.provider_sid.is_(None),
+            m.status.in_(("sending", "uncertain")), m.sent_channel == row.sent_channel).order_by(m.id))
+        if body is not None:
+            rivals = rivals.where(sa.or_(m.body == body, m.sms_fallback_body == body))
+        rivals = db.session.execute(rivals).all()
+        now = now or utcnow()
+        if any(status == "sending" and lease_until >= now for _id, status, lease_until in rivals):
+            return AMBIGUOUS  # a call in flight: its answer will say which message is its own
+        order = sorted([row.id, *(rid for rid, _status, _lease in rivals)])
+        candidates.sort(key=lambda c: (c.date_created or since, c.sid))
+        place = order.index(row.id)
+        return candidates[place] if place < len(candidates) else None
 
     def _sender_from(self, row: OutboundMessage) -> str | None:
         """The number the row went out from (None for a Messaging Service, whose number Twilio picks)."""
@@ -754,6 +771,14 @@ def _after_quiet_hours(row: OutboundMessage, now: datetime) -> datetime | None:
     if not in_quiet_hours(local.time(), row.quiet_start, row.quiet_end):
         return None
     return out_of_quiet_hours(local, row.quiet_start, row.quiet_end).astimezone(UTC)
+
+
+def _sent_text(row: OutboundMessage) -> str | None:
+    """The text the call carried, to recognise it at Twilio (None for a WhatsApp template: Twilio shows
+    the template's words, not ours)."""
+    if row.sent_channel == "sms":
+        return row.body if row.channel == "sms" else row.sms_fallback_body
+    return None if row.template_sid and row.purpose != "reply" and not row.body else row.body
 
 
 def _claimed_at(row: OutboundMessage, lease: timedelta = LEASE) -> datetime:

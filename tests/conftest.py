@@ -135,6 +135,13 @@ def app(_app):
 
 
 @pytest.fixture
+def empty_database(app):
+    """The function that empties every table (and puts back the shipped rows), for tests that need a
+    fresh database more than once, such as a state machine's examples."""
+    return _empty_tables
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

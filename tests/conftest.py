@@ -253,6 +253,24 @@ def live_app(app):
 
 
 @pytest.fixture
+def dispatchers(app):
+    """``dispatchers(**options)`` makes a started Dispatcher; all are stopped after the test."""
+    from whp_c4d.messaging.dispatcher import Dispatcher
+
+    made = []
+
+    def make(**kw):
+        d = Dispatcher(app, **kw)
+        d.start()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
 def audience(app, make_user, make_contact):
     """An officer and twelve Guatemalan SMS contacts in a segment named "Todos" (fictional numbers)."""
     from whp_c4d.audience.models import Segment

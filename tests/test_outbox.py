@@ -50,21 +50,6 @@ def _due_now(campaign):
 
 
 
-@pytest.fixture
-def dispatchers(app):
-    made = []
-
-    def make(**kw):
-        d = Dispatcher(app, **kw)
-        d.start()
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.stop()
-
-
 # --- expansion -------------------------------------------------------------------------------------
 
 def test_expanding_a_step_twice_adds_nothing_the_second_time(app, audience):

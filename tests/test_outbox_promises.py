@@ -21,21 +21,6 @@ from whp_c4d.messaging.models import MessageEvent, OutboundMessage
 GT = "+50255500601"
 
 
-@pytest.fixture
-def dispatcher(app):
-    made = []
-
-    def make(**kw):
-        d = Dispatcher(app, **{"pool_size": 2, **kw})
-        d.start()
-        made.append(d)
-        return d
-
-    yield make
-    for d in made:
-        d.stop()
-
-
 def _rows(contact_id: int) -> list[OutboundMessage]:
     db.session.expire_all()
     return list(db.session.scalars(sa.select(OutboundMessage).where(OutboundMessage.contact_id == contact_id)
@@ -45,7 +30,7 @@ def _rows(contact_id: int) -> list[OutboundMessage]:
 # --- 1. STOP stops queued replies ---------------------------------------------------------------------------
 
 def test_stop_cancels_the_acknowledgement_and_the_officers_answer_queued_before_it(
-        app, client, live_app, make_contact, make_user, login, dispatcher):
+        app, client, live_app, make_contact, make_user, login, dispatchers):
     """Case 1: a person wrote, an officer answered from the inbox (and the automatic acknowledgement was
     queued), then the person sent STOP: only the STOP confirmation goes out."""
     from whp_c4d.simulator.models import SimulatorMessage
@@ -63,20 +48,20 @@ def test_stop_cancels_the_acknowledgement_and_the_officers_answer_queued_before_
     assert rows[0].occurrence.endswith(":ack") and rows[1].occurrence.startswith("manual:")
     assert rows[2].occurrence.endswith(":opt_out")
     assert {r.reason for r in rows[:2]} == {"opted_out"}
-    dispatcher().tick()
+    dispatchers().tick()
     db.session.expire_all()
     sent = db.session.scalars(sa.select(SimulatorMessage.body)).all()
     assert len(sent) == 1 and sent[0] == rows[2].body
 
 
-def test_an_answer_claimed_before_the_stop_is_not_sent_after_it(app, client, live_app, make_contact, dispatcher):
+def test_an_answer_claimed_before_the_stop_is_not_sent_after_it(app, client, live_app, make_contact, dispatchers):
     """Case 1, the race: the acknowledgement was already claimed (``sending``) when STOP was stored; the
     last check before the call stops it, as it stops campaign messages."""
     from whp_c4d.messaging.dispatcher import TickStats
 
     contact = make_contact(phone=GT)
     twilio_post(client, app, sms(GT, "Hola, ¿cómo me inscribo?"))
-    d = dispatcher()
+    d = dispatchers()
     [job] = d._claim(utcnow(), TickStats())
     twilio_post(client, app, sms(GT, "BAJA"))
     assert d._send(job) == "skipped"
@@ -182,7 +167,7 @@ def test_no_engine_move_starts_from_a_status_twilio_reported(source, to):
 # --- 5. answers before broadcasts ------------------------------------------------------------------------
 
 def test_a_stop_confirmation_goes_before_the_broadcast_waiting_at_the_cap(
-        app, client, live_app, make_user, make_contact, dispatcher):
+        app, client, live_app, make_user, make_contact, dispatchers):
     """Case 5: 40 broadcast messages due before the STOP, a sender capped at 5 a second: the confirmation
     is claimed in the next second, not after the whole queue."""
     from whp_c4d.audience.models import Segment
@@ -197,7 +182,7 @@ def test_a_stop_confirmation_goes_before_the_broadcast_waiting_at_the_cap(
                 countries=["GT"], cap_per_second=5)
     db.session.commit()
     assert _due_now(_campaign(make_user("officer"))) == 40
-    d = dispatcher()
+    d = dispatchers()
     now = utcnow()
     assert d.tick(now).claimed == 5
     twilio_post(client, app, sms(numbers[-1], "STOP"))  # the last person in the queue
@@ -227,7 +212,7 @@ def _whatsapp_campaign(author, **over):
 
 
 def test_checks_estimate_and_dispatcher_agree_on_who_cannot_be_reached(app, live_app, make_user, make_contact,
-                                                                       dispatcher):
+                                                                       dispatchers):
     """Case 10: WhatsApp with SMS fallback and no template; 14 of 40 people have WhatsApp only. The checks
     said "no blocking problems" and the estimate "0 cannot be reached", then the dispatcher skipped 14.
     Now all three say 14, for the same reason; with a template, all three say everybody."""
@@ -253,7 +238,7 @@ def test_checks_estimate_and_dispatcher_agree_on_who_cannot_be_reached(app, live
     assert progress(campaign).unreachable == 14
 
     _due_now(campaign)
-    d = dispatcher(pool_size=4)
+    d = dispatchers(pool_size=4)
     for second in range(4):  # 26 SMS at the default 10 a second
         d.tick(utcnow() + timedelta(seconds=second))
     db.session.expire_all()
@@ -285,7 +270,7 @@ def test_with_a_template_the_checks_pass_and_everybody_is_reached(app, make_user
 
 # --- 8. reconciliation finds what Twilio accepted but has not sent ------------------------------------------
 
-def test_reconciliation_finds_messages_twilio_accepted_but_has_not_sent_yet(live_app, audience, dispatcher):
+def test_reconciliation_finds_messages_twilio_accepted_but_has_not_sent_yet(live_app, audience, dispatchers):
     """Case 8: Twilio accepted every message but its answers were lost, and the messages still wait in
     its queue (no date_sent). Looking them up by DateSent found nothing, and a resend would have
     duplicated them; listing by To and From finds each one."""
@@ -298,7 +283,7 @@ def test_reconciliation_finds_messages_twilio_accepted_but_has_not_sent_yet(live
     db.session.commit()
     try:
         _due_now(_campaign(author))
-        d = dispatcher(pool_size=4, reconcile_grace=timedelta(seconds=5))
+        d = dispatchers(pool_size=4, reconcile_grace=timedelta(seconds=5))
         now = utcnow()
         assert d.tick(now).uncertain == 10  # the default SMS cap: 10 a second
         sim.save({"rate_accepted_then_timeout": "0"})
@@ -335,13 +320,13 @@ def _uncertain_row() -> OutboundMessage:
     return db.session.scalar(sa.select(OutboundMessage).where(OutboundMessage.status == "uncertain"))
 
 
-def test_a_twilio_500_is_resent_seconds_after_a_lookup_finds_nothing(app, audience, scripted_twilio, dispatcher):
+def test_a_twilio_500_is_resent_seconds_after_a_lookup_finds_nothing(app, audience, scripted_twilio, dispatchers):
     """Case 7: each Twilio 500 cost two minutes or more before the resend; now one lookup at once, one
     when the grace period (10 s by default) ends, then the resend."""
     author, _contacts = audience
     _due_now(_campaign(author))
     scripted_twilio.replies = [(500, {"code": 20500, "message": "Internal Server Error", "status": 500})]
-    d = dispatcher(pool_size=1)
+    d = dispatchers(pool_size=1)
     now = utcnow()
     assert d.tick(now).uncertain == 1
     row = _uncertain_row()
@@ -358,14 +343,14 @@ def test_a_twilio_500_is_resent_seconds_after_a_lookup_finds_nothing(app, audien
 
 
 def test_a_lookup_that_finds_more_messages_than_it_lost_takes_one_and_never_resends(
-        app, audience, scripted_twilio, dispatcher):
+        app, audience, scripted_twilio, dispatchers):
     """Two messages at Twilio with the row's text that no row of ours holds: the person has it, so the row
     takes the oldest and nothing is sent again."""
     from email.utils import format_datetime
     author, contacts = audience
     _due_now(_campaign(author))
     scripted_twilio.replies = [(500, {"code": 20500, "message": "Internal Server Error", "status": 500})]
-    d = dispatcher(pool_size=1)
+    d = dispatchers(pool_size=1)
     now = utcnow()
     d.tick(now)
     d.tick(now + timedelta(seconds=1))  # the other two
@@ -385,7 +370,7 @@ def test_a_lookup_that_finds_more_messages_than_it_lost_takes_one_and_never_rese
 
 # --- 6. lost status callbacks are recovered -------------------------------------------------------------------
 
-def test_messages_whose_callbacks_were_lost_get_their_status_from_a_poll(live_app, audience, dispatcher):
+def test_messages_whose_callbacks_were_lost_get_their_status_from_a_poll(live_app, audience, dispatchers):
     """Case 6: callbacks were dropped and 227 rows stayed sent/queued for good. Nobody posts the
     simulator's callbacks here (no pump): half an hour after sending, the dispatcher asks Twilio."""
     from whp_c4d.simulator import settings as sim
@@ -394,7 +379,7 @@ def test_messages_whose_callbacks_were_lost_get_their_status_from_a_poll(live_ap
     sim.save({"callback_delays": "0,0,0"})  # delivered at once at "Twilio"; its callbacks never come
     db.session.commit()
     _due_now(_campaign(author))
-    d = dispatcher(pool_size=4)
+    d = dispatchers(pool_size=4)
     now = utcnow()
     d.tick(now)
     d.tick(now + timedelta(seconds=1))
@@ -489,7 +474,7 @@ def _slow_sender(cap: int):
     return sender
 
 
-def test_slots_are_booked_from_the_time_the_budget_is_locked_not_the_ticks(app, audience, dispatcher):
+def test_slots_are_booked_from_the_time_the_budget_is_locked_not_the_ticks(app, audience, dispatchers):
     """Case 3: a tick whose clock was read before a slow query booked slots in the past, and they all
     left at once, on top of another worker's. Slots start from the time the sender's row is locked."""
     from whp_c4d.messaging.dispatcher import TickStats
@@ -497,7 +482,7 @@ def test_slots_are_booked_from_the_time_the_budget_is_locked_not_the_ticks(app, 
     author, _contacts = audience
     _slow_sender(10)
     _due_now(_campaign(author))
-    d = dispatcher()
+    d = dispatchers()
     before = utcnow()
     jobs = d._claim(before - timedelta(seconds=0.5), TickStats(), pace=True)  # a tick begun half a second ago
     assert len(jobs) == 10
@@ -507,7 +492,7 @@ def test_slots_are_booked_from_the_time_the_budget_is_locked_not_the_ticks(app, 
     assert gaps == {round(1 / (10 * 0.98), 4)}  # 2 % under the cap: room for the way to Twilio
 
 
-def test_a_job_that_comes_late_books_a_new_slot_in_the_shared_budget(app, audience, dispatcher):
+def test_a_job_that_comes_late_books_a_new_slot_in_the_shared_budget(app, audience, dispatchers):
     """Case 3: a job released after its slot used to go at once; with other workers sending in the slots
     around it, Twilio saw 83 in one second at cap 50. It now takes the sender's next free slot."""
     from whp_c4d.messaging.dispatcher import TickStats
@@ -518,7 +503,7 @@ def test_a_job_that_comes_late_books_a_new_slot_in_the_shared_budget(app, audien
     author, _contacts = audience
     sender = _slow_sender(10)
     _due_now(_campaign(author))
-    d = dispatcher()
+    d = dispatchers()
     [job, *_rest] = d._claim(utcnow(), TickStats(), pace=True)
     job.not_before -= timedelta(seconds=2)  # as if it had waited two seconds for a thread
     booked = db.session.get(SenderBudget, str(sender.id)).window_start
@@ -532,7 +517,7 @@ def test_a_job_that_comes_late_books_a_new_slot_in_the_shared_budget(app, audien
 
 # --- a job whose row was erased -------------------------------------------------------------------------
 
-def test_a_job_whose_person_was_erased_never_goes_even_if_its_row_id_is_taken_again(app, audience, dispatcher):
+def test_a_job_whose_person_was_erased_never_goes_even_if_its_row_id_is_taken_again(app, audience, dispatchers):
     """Found by the state machine (test_outbox_machine.py): a person is erased while their message waits
     for its slot; on SQLite the next row may take the freed id, and the waiting job passed the last
     check as if that row were its own, and sent the erased person's message. The claim is the token."""
@@ -541,7 +526,7 @@ def test_a_job_whose_person_was_erased_never_goes_even_if_its_row_id_is_taken_ag
 
     author, contacts = audience
     _due_now(_campaign(author))
-    d = dispatcher()
+    d = dispatchers()
     jobs = d._claim(utcnow(), TickStats())
     job = jobs[0]
     erase_contact(db.session.get(type(contacts[0]), job.contact_id), None)

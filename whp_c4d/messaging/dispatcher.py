@@ -58,8 +58,8 @@ HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's 
 # rather than go on a stale one: in any one-second window at Twilio's end there are then at most
 # cap × HEADROOM × (1 + LATE) + 1 calls, within the 5 % that network jitter is allowed.
 HEADROOM = 0.98
-LEAD = 0.05
-LATE = 0.03
+LEAD = 0.1
+LATE = 0.04
 
 
 class DispatcherBusy(RuntimeError):
@@ -234,7 +234,8 @@ class Dispatcher:
         return rows
 
     def _budget(self, key: str, now: datetime, pace: bool) -> tuple[SenderBudget, datetime]:
-        """The sender's row, locked for this claim on PostgreSQL, and the time the slots are booked from.
+        """The sender's row, locked for this claim on PostgreSQL, and the earliest slot it may book (a
+        second of slots is booked from there).
         ``window_start`` holds the sender's next free slot: a continuous token bucket, so no burst can
         straddle two seconds. On the real clock the time is read once the lock is held (the tick's
         ``now`` may be stale by then, and slots booked in the past would all leave at once)."""
@@ -250,7 +251,7 @@ class Dispatcher:
         earliest = at + timedelta(seconds=LEAD) if pace else at  # room for the job to reach its thread
         if row.window_start < earliest:
             row.window_start = earliest  # idle capacity is not saved up: no burst after a quiet spell
-        return row, at
+        return row, earliest
 
     def _claim(self, now: datetime, stats: TickStats, *, pace: bool = False, limit: int | None = None
                ) -> list[SendJob]:
@@ -265,9 +266,7 @@ class Dispatcher:
             sa.select(Contact).where(Contact.id.in_({r.contact_id for r in rows}))
             .options(selectinload(Contact.numbers), selectinload(Contact.channels)))}
         senders: dict[tuple[str, str], SendingAddress | None] = {}
-        budgets: dict[str, tuple[SenderBudget, datetime]] = {}
-        jobs: list[SendJob] = []
-        full: set[str] = set()
+        going: dict[str, list[tuple]] = {}  # sender key -> rows that may go, in claim order (lane 0 first)
         for row in rows:
             if row.expires_at and now > row.expires_at:
                 outbox.skip(row, "missed", "too_late", now)
@@ -292,24 +291,25 @@ class Dispatcher:
                 outbox.skip(row, "failed", "no_sender", now)
                 stats.failed += 1
                 continue
-            key = sender.key
-            if key in full:
-                continue
-            budget, booked_at = budgets.get(key) or budgets.setdefault(key, self._budget(key, now, pace))
-            slot = budget.window_start
-            if slot >= booked_at + HORIZON:
-                full.add(key)  # this sender's next second is booked; its rows wait for a later tick
-                continue
-            step = units / (sender.cap * (HEADROOM if pace else 1))
-            budget.window_start = slot + timedelta(seconds=step)
-            budget.used += units
-            number = contact.current_number
-            to = ("whatsapp:" if channel == "whatsapp" else "") + number.e164
-            outbox.claimed(row, holder=self.name, lease_until=now + self.lease, sender_id=sender.sender_id,
-                           channel=channel, units=units, now=now)
-            jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
-                                slot if pace else None, step, now))
-            stats.by_sender[key] = stats.by_sender.get(key, 0) + units
+            going.setdefault(sender.key, []).append((row, contact, channel, fields, units, sender))
+        # Slots last: each sender's budget row is locked only for the booking, just before the commit, so
+        # that other workers wait on it briefly and the slots are booked from a fresh clock.
+        jobs: list[SendJob] = []
+        for key, candidates in going.items():
+            budget, booked_at = self._budget(key, now, pace)
+            for row, contact, channel, fields, units, sender in candidates:
+                slot = budget.window_start
+                if slot >= booked_at + HORIZON:
+                    break  # this sender's next second is booked; its other rows wait for a later tick
+                step = units / (sender.cap * (HEADROOM if pace else 1))
+                budget.window_start = slot + timedelta(seconds=step)
+                budget.used += units
+                to = ("whatsapp:" if channel == "whatsapp" else "") + contact.current_number.e164
+                outbox.claimed(row, holder=self.name, lease_until=now + self.lease, sender_id=sender.sender_id,
+                               channel=channel, units=units, now=now)
+                jobs.append(SendJob(row.id, row.contact_id, channel, row.purpose, to, sender, fields, units,
+                                    slot if pace else None, step, now))
+                stats.by_sender[key] = stats.by_sender.get(key, 0) + units
         stats.claimed = len(jobs)
         db.session.commit()  # rows are "sending" before any call leaves the process
         return jobs
@@ -420,17 +420,22 @@ class Dispatcher:
     def _pace(self, job: SendJob) -> None:
         """Right before the request goes on the wire: wait for the job's slot; a job that comes more than
         LATE after it books a new one in the sender's shared budget (other workers' calls fill the slots
-        around its old one); then the in-process spacing, a last guard against threads bunching up."""
+        around its old one). On SQLite (one dispatcher) the in-process spacing then guards against threads
+        bunching up."""
         slot = job.not_before.timestamp()
-        for _attempt in range(3):
-            late = time.time() - slot
-            if late <= LATE or not self.postgres:  # one dispatcher on SQLite: the spacing below suffices
+        for attempt in range(4):
+            wait = slot - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            # Late on arrival, or woken late from the wait (a busy interpreter): a new slot, not this one.
+            if time.time() - slot <= LATE or not self.postgres or attempt == 3:  # SQLite: one dispatcher
                 break
             slot = self._rebook(job)
-        wait = slot - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        self._spacing.wait(job.sender.key, job.units, job.sender.cap)
+        if not self.postgres:
+            # One dispatcher owns the sender: it can also keep its own calls apart. With several workers
+            # (PostgreSQL) the shared slots are the only truth; holding a call back here, past its slot,
+            # would put it among other workers' calls.
+            self._spacing.wait(job.sender.key, job.units, job.sender.cap)
 
     def _rebook(self, job: SendJob) -> float:
         """A new slot for a late job, at the sender's next free one (one statement, the row's lock held

@@ -49,6 +49,7 @@ LOOKUP_MARGIN = timedelta(minutes=10)
 LOOKUP_LEASE = timedelta(seconds=30)  # a row taken for a lookup is not taken again for this long
 LOOKUP_RETRY = timedelta(seconds=10)  # Twilio did not answer the lookup: try again after this
 LOOKUP_THREADS = 4
+HOUSEKEEPING = 1.0  # seconds between two rounds of lease expiry, lookups and polls on the real clock
 AMBIGUOUS = object()  # a lookup found more than one message that could be this row's
 HORIZON = timedelta(seconds=1)  # claim at most this far ahead of each sender's pace
 # Pacing on the real clock. Slots are booked in the sender's shared budget row 1/(cap × HEADROOM) apart, so
@@ -94,6 +95,9 @@ class TickStats:
     reconciled: int = 0
     polled: int = 0  # statuses asked of Twilio for rows whose final report did not come
     returned: int = 0  # claimed, then given back unsent because the dispatcher was stopping
+    # Rows were due but waited: the pool was full, or a sender's next second was booked (by this worker or
+    # another). Then the next tick comes soon, not after an idle pause, or the booked second runs out.
+    held_back: bool = False
     by_sender: dict[str, int] = field(default_factory=dict)
 
 
@@ -127,6 +131,7 @@ class Dispatcher:
         self._queued: dict = {}  # future -> job, for jobs handed to the pool and not finished
         self._queued_lock = threading.Lock()
         self._stopping = False
+        self._housekeeping_at = 0.0
         # Lookups (reconciling uncertain rows) run beside the sends, never in the tick: a slow answer from
         # Twilio must not hold up the claims.
         self._lookups = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="c4d-lookup")
@@ -186,13 +191,19 @@ class Dispatcher:
         pace = now is None
         now = now or utcnow()
         stats = TickStats()
-        if not self.postgres:
-            self._take_sqlite_lock(now)
-        self._expire_leases(now)
-        stats.reconciled = self._reconcile(now, inline=wait or not pace)
-        stats.polled = self._poll(now, inline=wait or not pace)
+        # The rest of the housekeeping (the SQLite lock's heartbeat, leases, lookups, polls) once a second
+        # on the real clock, not at every tick: several workers ticking a hundred times a second each
+        # spent the database (and the CPU the sends need) on queries that find nothing.
+        if not pace or time.monotonic() >= self._housekeeping_at:
+            self._housekeeping_at = time.monotonic() + HOUSEKEEPING
+            if not self.postgres:
+                self._take_sqlite_lock(now)
+            self._expire_leases(now)
+            stats.reconciled = self._reconcile(now, inline=wait or not pace)
+            stats.polled = self._poll(now, inline=wait or not pace)
         self._inflight = [f for f in self._inflight if not f.done()] + self._pacer.take_futures()
         if len(self._inflight) + self._pacer.waiting() >= self.max_inflight:
+            stats.held_back = True
             return stats  # the pool is busy; claim again when it catches up
         room = self.max_inflight - len(self._inflight) - self._pacer.waiting()
         jobs = self._claim(now, stats, pace=pace, limit=min(room, self.batch) if not wait else self.batch)
@@ -300,6 +311,7 @@ class Dispatcher:
             for row, contact, channel, fields, units, sender in candidates:
                 slot = budget.window_start
                 if slot >= booked_at + HORIZON:
+                    stats.held_back = True
                     break  # this sender's next second is booked; its other rows wait for a later tick
                 step = units / (sender.cap * (HEADROOM if pace else 1))
                 budget.window_start = slot + timedelta(seconds=step)

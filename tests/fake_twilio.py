@@ -6,7 +6,8 @@ The built-in simulator is the product's fake (database-backed, with callbacks an
 this one only answers create, fetch and list (filtered by ``To`` and ``DateSent>``) as fast as
 possible with the same JSON shapes, so that thousands of messages test the dispatcher, not the fake.
 ``GET /_stats`` returns the arrival time of every create (monotonic clock, shared by processes on one
-machine) and how many messages each number received.
+machine), when each number's first message arrived, and how many messages each number received;
+``GET /_count?to=N`` only how many arrived and when N's first did (cheap enough to poll during a run).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
@@ -43,6 +45,7 @@ class FakeServer(ThreadingHTTPServer):
         self.messages: dict[str, dict] = {}
         self.by_to: dict[str, list[dict]] = {}
         self.stamps: list[float] = []
+        self.first: dict[str, float] = {}  # number -> when its first message arrived
 
     def handle_error(self, request, client_address):
         pass  # a client killed mid-request (the point of some tests) is not news
@@ -80,13 +83,18 @@ class Handler(BaseHTTPRequestHandler):
             self.server.messages[message["sid"]] = message
             self.server.by_to.setdefault(message["to"], []).append(message)
             self.server.stamps.append(arrived)
+            self.server.first.setdefault(message["to"], arrived)
         self._reply(201, message)
 
     def do_GET(self):  # noqa: N802
         url = urlsplit(self.path)
+        if url.path == "/_count":  # cheap, for polling while a run goes on: how many, and one number's first
+            to = parse_qs(url.query).get("to", [None])[0]
+            with self.server.lock:
+                return self._reply(200, {"count": len(self.server.stamps), "first": self.server.first.get(to)})
         if url.path == "/_stats":
             with self.server.lock:
-                return self._reply(200, {"stamps": self.server.stamps,
+                return self._reply(200, {"stamps": self.server.stamps, "first": self.server.first,
                                          "per_to": Counter({to: len(m) for to, m in self.server.by_to.items()})})
         if match := ONE.match(url.path):
             message = self.server.messages.get(match.group(2))
@@ -135,7 +143,11 @@ def running(latency_ms: float = 0, *, nice: int = 0):
             with urllib.request.urlopen(base + "/_stats", timeout=30) as reply:
                 return json.loads(reply.read())
 
-        yield SimpleNamespace(base=base, stats=stats)
+        def count(to: str = "") -> dict:
+            with urllib.request.urlopen(base + "/_count?to=" + urllib.parse.quote(to), timeout=30) as reply:
+                return json.loads(reply.read())
+
+        yield SimpleNamespace(base=base, stats=stats, count=count)
     finally:
         proc.kill()
         proc.wait(10)

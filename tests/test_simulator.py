@@ -104,14 +104,22 @@ def test_basic_auth_is_required_and_names_the_accounts_sid(api):
     assert db.session.query(SimulatorMessage).count() == 0
 
 
-def test_any_account_sid_and_any_token_without_a_configured_auth_token(app, client, api):
+def test_without_twilio_its_own_generated_token_is_required_never_any_password(app, client, api):
+    """Issue 13, finding 1: with TWILIO_ACCOUNT_SID unset (the quick start, every demo), Basic auth with
+    the public simulator account SID and any password listed every number and message, not logged in,
+    and let anyone create messages. The simulator's generated token is now required."""
     assert not app.config.get("TWILIO_AUTH_TOKEN")
-    assert api.send(auth=(api.account_sid, "whatever"), To=TO, Body="hola").status_code == 201
+    token = app.config["C4D_SIMULATOR_AUTH_TOKEN"]
+    assert api.send(auth=(api.account_sid, token), To=TO, Body="hola").status_code == 201
+    for password in ("anything", "", token[:-1], token + "x"):
+        assert api.list(auth=(api.account_sid, password)).status_code == 401
+        assert api.send(auth=(api.account_sid, password), To=TO, Body="hola").status_code == 401
+    assert db.session.query(SimulatorMessage).count() == 1
+    # Another account SID with the token: its own messages only.
     other = "AC" + "2" * 32
-    r = client.post(f"/simulator/2010-04-01/Accounts/{other}/Messages.json", auth=(other, "x"),
+    r = client.post(f"/simulator/2010-04-01/Accounts/{other}/Messages.json", auth=(other, token),
                     data={"To": TO, "From": SENDER, "Body": "hola"})
     assert r.status_code == 201 and r.get_json()["account_sid"] == other
-    # Each account sees its own messages only.
     assert len(api.list().get_json()["messages"]) == 1
     assert api.fetch(r.get_json()["sid"]).status_code == 404
 

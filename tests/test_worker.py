@@ -70,3 +70,17 @@ def test_serve_runs_a_worker_and_the_callback_pump_and_stops_them(app, runner, m
     seen.clear()
     assert runner.invoke(args=["serve", "--no-worker"]).exit_code == 0
     assert seen == ["served"]
+
+
+def test_serve_and_worker_say_where_messages_go(app, runner, monkeypatch):
+    """Issue 13: the simulator is on only without Twilio credentials (or when asked for), and says so at
+    start, so that nobody believes messages reach people when they stay on this machine, or the reverse."""
+    import werkzeug.serving
+
+    monkeypatch.setattr(werkzeug.serving, "run_simple", lambda *a, **kw: None)
+    result = runner.invoke(args=["serve", "--no-worker"])
+    assert "simulator" in result.output and "nothing leaves this machine" in result.output
+    monkeypatch.setitem(app.config, "TWILIO_ACCOUNT_SID", "AC" + "3" * 32)
+    monkeypatch.setitem(app.config, "C4D_SIMULATOR", False)
+    result = runner.invoke(args=["serve", "--no-worker"])
+    assert "Twilio account AC…3333" in result.output and "simulator is off" in result.output

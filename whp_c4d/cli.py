@@ -73,6 +73,7 @@ def serve_command(host: str, port: int, with_demo: bool, with_worker: bool):
         click.secho(f"\nNo administrator yet. Open this one-time link to create one (valid 24 h):\n"
                     f"  {base}/setup/{token}\n", fg="yellow")
     click.echo(f"WHP C4D on http://{host}:{port}/  (database: {db.engine.url.render_as_string(hide_password=True)})")
+    announce_twilio(current_app.config)
     app = current_app._get_current_object()
     worker = None
     if with_worker:  # the scheduler and a dispatcher in this process (never started by create_app)
@@ -97,6 +98,19 @@ def serve_command(host: str, port: int, with_demo: bool, with_worker: bool):
             worker.stop()
 
 
+def announce_twilio(config) -> None:
+    """Say where messages go: people's phones through Twilio, or the built-in simulator (nothing leaves
+    the machine), so that nobody mistakes one for the other."""
+    sid = config.get("TWILIO_ACCOUNT_SID")
+    if sid:
+        click.echo(f"Messages go to Twilio account {sid[:2]}…{sid[-4:]} ({config.get('TWILIO_API_BASE')}); "
+                   + ("the simulator is also served at /simulator (C4D_SIMULATOR=on)." if config.get("C4D_SIMULATOR")
+                      else "the simulator is off."))
+    elif config.get("C4D_SIMULATOR"):
+        click.echo("No Twilio account (TWILIO_ACCOUNT_SID): messages go to the built-in simulator, nothing leaves "
+                   "this machine. Its phone screen is at /simulator/phones (officers and administrators).")
+
+
 @click.command("worker")
 @click.option("--no-scheduler", is_flag=True, help="Only dispatch (another worker leads the scheduler).")
 @click.option("--no-dispatch", is_flag=True, help="Only run the scheduler when this worker leads.")
@@ -109,6 +123,7 @@ def worker_command(no_scheduler: bool, no_dispatch: bool, pool: int):
     from .scheduler.worker import Worker
 
     upgrade_database()
+    announce_twilio(current_app.config)
     worker = Worker(current_app._get_current_object(), dispatch=not no_dispatch, schedule=not no_scheduler,
                     pool_size=pool)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop_event.set())

@@ -20,6 +20,7 @@ from ..extensions import db
 from . import services
 from . import settings as sim_settings
 from .services import DEFAULT_PAGE_SIZE, TwilioApiError
+from .signature import signing_token
 
 bp = Blueprint("simulator", __name__)
 
@@ -45,12 +46,15 @@ def _same(given: str | None, expected: str) -> bool:
 
 
 def _check_auth(account_sid: str) -> None:
-    """Twilio's rule, for that account's URLs: HTTP Basic with the account SID and its auth token. The
-    simulator has no accounts: any SID will do, and any token unless TWILIO_AUTH_TOKEN is configured."""
-    token = current_app.config.get("TWILIO_AUTH_TOKEN")
+    """Twilio's rule, for that account's URLs: HTTP Basic with the account SID and its auth token, compared
+    in constant time. The token is the configured TWILIO_AUTH_TOKEN, else the simulator's own generated
+    one (``C4D_SIMULATOR_AUTH_TOKEN``, what the app's channel sends): never "any password", since the
+    simulator's messages hold real-looking numbers and texts. Any account SID with the token works, and
+    sees its own messages only."""
+    token = signing_token(current_app.config)
     auth = request.authorization
     ok = (auth is not None and auth.type == "basic" and bool(auth.username) and _same(auth.username, account_sid)
-          and (not token or _same(auth.password, token)))
+          and bool(token) and _same(auth.password, token))
     if not ok:
         raise TwilioApiError(20003, "Authenticate", 401)
 

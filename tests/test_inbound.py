@@ -152,7 +152,6 @@ def test_whatsapp_text_button_reply_and_media_keep_only_what_the_product_needs(a
     {"From": "+50255500105", "Body": "hola"},  # no MessageSid
     {"MessageSid": "SM" + "1" * 32, "Body": "hola"},  # no From
     {"MessageSid": "not-a-sid", "From": "+50255500105", "Body": "hola"},
-    {"MessageSid": "SM" + "2" * 32, "From": "not a number", "Body": "hola"},
     {"MessageSid": "SM" + "3" * 32, "From": "+50255500105", "Body": "hola", "NumMedia": "lots"},
 ])
 def test_a_malformed_request_gets_400_with_a_reason(app, client, form):
@@ -160,6 +159,28 @@ def test_a_malformed_request_gets_400_with_a_reason(app, client, form):
     assert response.status_code == 400
     assert "malformed" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(InboundMessage)) == 0
+
+
+@pytest.mark.parametrize(("sender", "country"), [
+    ("+50299999999", "GT"),   # a range libphonenumber does not know yet, in a known country
+    ("+99912345678", "ZZ"),   # a calling code it does not know at all
+    ("whatsapp:+50299999998", "GT"),
+])
+def test_a_signed_message_is_stored_and_understood_whatever_its_number(app, client, sender, country):
+    """Issue 13, finding 8: a signed message whose From libphonenumber rejected was answered 400, which
+    Twilio does not retry: a STOP from a newly allocated number range was lost. It is stored with the
+    number as Twilio gave it, and understood like any other."""
+    form = sms(sender, "STOP", FromCountry="")
+    if sender.startswith("whatsapp:"):
+        form["To"] = "whatsapp:+15550100"
+    assert twilio_post(client, app, form).status_code == 200
+    db.session.rollback()  # read after the webhook's own work, not from a snapshot taken during it
+    message = db.session.scalar(sa.select(InboundMessage))
+    assert message.kind == "keyword" and message.action == "opt_out"
+    contact = db.session.get(Contact, message.contact_id)
+    assert contact.country == country and contact.current_number.e164 == sender.removeprefix("whatsapp:")
+    [confirmation] = replies(contact.id)
+    assert confirmation.occurrence.endswith(":opt_out")
 
 
 # --- who wrote ------------------------------------------------------------------------------------------

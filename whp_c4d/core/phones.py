@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from zoneinfo import available_timezones
 
@@ -72,6 +73,37 @@ def parse(raw: str, default_country: str | None = None) -> ParsedNumber:
         raise InvalidNumber("no region")
     return ParsedNumber(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164), country,
                         num.country_code)
+
+
+UNKNOWN_COUNTRY = "ZZ"  # CLDR's "unknown region": a number whose country cannot be told
+
+
+def parse_as_given(raw: str, from_country: str | None = None) -> ParsedNumber:
+    """A number Twilio gave us (the ``From`` of an inbound message): parsed when it can be; else kept as
+    given — a new range libphonenumber does not know yet is still somebody's phone, and a message from it
+    (a STOP above all) must not be refused. The country comes from the calling code, else Twilio's
+    ``FromCountry``, else ``ZZ``."""
+    try:
+        return parse(raw, from_country)
+    except InvalidNumber:
+        pass
+    text = (raw or "").strip()
+    if text.lower().startswith("whatsapp:"):
+        text = text[9:]
+    digits = re.sub(r"\D", "", text)
+    number = ("+" + digits) if text.startswith("+") and 3 <= len(digits) <= 15 else re.sub(r"[^0-9A-Za-z+]", "", text)[:40]
+    if not number:
+        raise InvalidNumber("empty")
+    country = None
+    try:
+        code = phonenumbers.parse(number, None).country_code if number.startswith("+") else None
+        region = phonenumbers.region_code_for_country_code(code) if code else None
+        country = region if region and region != "ZZ" else None
+    except phonenumbers.NumberParseException:
+        pass
+    if country is None and from_country and is_country(from_country):
+        country = from_country.upper()
+    return ParsedNumber(number, country or UNKNOWN_COUNTRY, 0)
 
 
 def timezone_for(e164: str | None, country: str | None) -> str:

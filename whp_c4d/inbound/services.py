@@ -83,10 +83,10 @@ def receive(form: Mapping[str, str], now: datetime | None = None) -> Received:
         return Received(existing, True)
     channel = "whatsapp" if sender.lower().startswith("whatsapp:") else "sms"
     raw_number = sender.split(":", 1)[1] if channel == "whatsapp" else sender
-    try:
-        parsed = phones.parse(raw_number, (form.get("FromCountry") or "").upper() or None)
+    try:  # Twilio signed it: the number is somebody's phone, even one libphonenumber does not know yet
+        parsed = phones.parse_as_given(raw_number, (form.get("FromCountry") or "").upper() or None)
     except phones.InvalidNumber:
-        raise MalformedInbound("From is not a phone number") from None
+        raise MalformedInbound("From is empty") from None
     try:
         num_media = max(0, min(int(form.get("NumMedia") or 0), 10))
     except ValueError:

@@ -45,6 +45,11 @@ def test_login_opens_a_server_side_session_and_logout_ends_it(app, client, make_
     with replay.session_transaction() as sess:
         sess.update(stolen)
     assert replay.get("/").status_code == 302  # the old cookie no longer works
+    # Issue 13, finding 9: the logout is in the audit trail, with the user and nothing else about them.
+    from whp_c4d.auth.models import AuditEvent
+
+    [event] = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "logout")).all()
+    assert event.actor_id == user.id and event.target_id == user.id
 
 
 def test_login_replaces_whatever_session_was_there_before(app, client, make_user):

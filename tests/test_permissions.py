@@ -195,3 +195,25 @@ def test_get_requests_never_change_state(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint in mutating:
             assert "GET" not in rule.methods, rule.rule
+
+
+def test_the_readme_says_what_each_role_can_read():
+    """Issue 13, finding 9: the roles table did not say that evaluators list conversations. Every action
+    that reads people's data is named in the row of each role that has it, and no other."""
+    from pathlib import Path
+
+    from whp_c4d.core.permissions import PERMISSIONS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {line.split("`")[1]: line for line in readme.splitlines() if line.startswith("| `") and "(" in line
+            and line.split("`")[1] in PERMISSIONS}
+    words = {"conversations.view": "conversations", "conversations.read": "conversations",
+             "inbox.view": "inbox", "feedback.view": "feedback", "reports.view": "report",
+             "partner_reports.view": "activity reports", "protection.view": "protection concern",
+             "audit.view": "audit log", "contacts.reveal": "reveal"}
+    for role in ("officer", "evaluator", "partner"):
+        for action, word in words.items():
+            if action in PERMISSIONS[role]:
+                assert word in rows[role], (role, action, word)
+    assert "never the messages' text" in rows["evaluator"]
+    assert "conversations.read" not in PERMISSIONS["evaluator"]

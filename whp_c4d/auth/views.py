@@ -73,6 +73,8 @@ def login():
 def logout():
     if current_user.session_token:
         services.close_session(current_user.session_token)
+    services.audit("logout", current_user._get_current_object(), ip=request.remote_addr, target_type="user",
+          target_id=current_user.id)
     db.session.commit()
     logout_user()
     session.clear()

@@ -51,6 +51,28 @@ def test_https_public_url_turns_on_secure_cookies_and_hsts(tmp_path, monkeypatch
     assert cfg["SESSION_COOKIE_SECURE"] is True and cfg["C4D_HTTPS"] is True
 
 
+def test_under_https_the_session_cookie_is_host_only(tmp_path, monkeypatch):
+    """Issue 13, finding 6: the session cookie had no __Host- prefix under https, so a sibling subdomain
+    (or a man in the middle on plain http) could plant one. With the prefix browsers accept it only if
+    Secure, for path / and without a Domain."""
+    from whp_c4d import create_app
+
+    monkeypatch.setenv("C4D_PUBLIC_URL", "https://c4d.example.org")
+    monkeypatch.setenv("C4D_INSTANCE_PATH", str(tmp_path))
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/c4d.db", "TESTING": True,
+                      "SECRET_KEY": "test-secret-key-not-for-production", "C4D_DATA_KEY": "test-data-key-0123456789"})
+    assert app.config["SESSION_COOKIE_NAME"] == "__Host-c4d_session"
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade(directory=app.extensions["migrate"].directory)
+    client = app.test_client()
+    r = client.get("/login", base_url="https://c4d.example.org")
+    [cookie] = [v for k, v in r.headers.items() if k == "Set-Cookie" and v.startswith("__Host-c4d_session=")]
+    attributes = [a.strip().lower() for a in cookie.split(";")[1:]]
+    assert "secure" in attributes and "path=/" in attributes and not any(a.startswith("domain") for a in attributes)
+
+
 def test_security_headers_on_every_response(client):
     for path in ("/login", "/healthz", "/does-not-exist"):
         h = client.get(path).headers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from helpers import all_database_text, csv_bytes, good_row
 
@@ -111,3 +112,36 @@ def test_cli_purge_and_erase(app, runner, make_contact):
     assert db.session.get(Contact, contact.id) is None
     r = runner.invoke(args=["privacy", "purge"])
     assert r.exit_code == 0 and "inactive_contacts: 0 removed" in r.output
+
+
+def test_an_erased_person_leaves_nothing_in_the_raw_sqlite_file(app, make_contact):
+    """Issue 13, finding 7: SQLite keeps deleted pages as they were, and an erased person's blind index
+    was still in the database file. With secure_delete the deleted content is overwritten."""
+    import pathlib
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps dead rows until VACUUM: the README's privacy section says so")
+    contact = make_contact(phone=NUMBER)
+    marker = contact.numbers[0].blind_index.encode()
+    erase_contact(contact, None)
+    db.session.commit()
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = pathlib.Path(db.engine.url.database)
+    raw = path.read_bytes() + (path.with_name(path.name + "-wal").read_bytes()
+                               if path.with_name(path.name + "-wal").exists() else b"")
+    assert marker not in raw
+
+
+def test_every_sqlite_connection_overwrites_deleted_content_whatever_the_build(tmp_path):
+    """The raw-file test above passes on a SQLite built with SECURE_DELETE on (Debian's); elsewhere the
+    default is off. The app turns it on for every connection itself."""
+    import sqlite3
+
+    from whp_c4d.core.database import _sqlite_pragmas
+
+    conn = sqlite3.connect(tmp_path / "x.db")
+    conn.execute("PRAGMA secure_delete=0")
+    _sqlite_pragmas(conn, None)
+    assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    conn.close()

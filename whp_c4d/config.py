@@ -97,7 +97,11 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["SESSION_COOKIE_HTTPONLY"] = True
     cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
     cfg["SESSION_COOKIE_SECURE"] = https
-    cfg["SESSION_COOKIE_NAME"] = "c4d_session"
+    # Under https a __Host- cookie: browsers take it only if Secure, for path / and without a Domain, so
+    # another subdomain (or a page on plain http) cannot plant or overwrite it.
+    cfg["SESSION_COOKIE_NAME"] = "__Host-c4d_session" if https else "c4d_session"
+    cfg["SESSION_COOKIE_PATH"] = "/"
+    cfg["SESSION_COOKIE_DOMAIN"] = None
     cfg["REMEMBER_COOKIE_DURATION"] = timedelta(seconds=0)
     cfg["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     # Server-side session limits (see auth.services): idle and absolute.

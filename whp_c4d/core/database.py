@@ -25,6 +25,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
+    # Deleted content is overwritten, not left in free pages: an erased person must not stay readable in
+    # the database file (some SQLite builds have this on by default, others not).
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 

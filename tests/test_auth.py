@@ -182,3 +182,70 @@ def test_cli_creates_a_user_with_the_password_from_stdin(app, runner):
     r = runner.invoke(args=["api-token", "create", "cli@example.org"])
     assert r.exit_code == 0 and r.output.strip().startswith("c4d_")
     assert services.user_for_api_token(r.output.strip()).id == user.id
+
+
+# --- behind a proxy; throttling that cannot be turned against people (issue 13, finding 5) ---------------
+
+PROXY = "10.0.0.1"  # the reverse proxy every request comes through in production
+
+
+def _login_from(app, email, client_ip, password=TEST_PASSWORD):
+    return app.test_client().post("/login", data={"email": email, "password": password},
+                                  headers={"X-Forwarded-For": client_ip}, environ_base={"REMOTE_ADDR": PROXY})
+
+
+def test_behind_a_proxy_one_clients_failures_do_not_lock_everybody_out(app, make_user, monkeypatch):
+    """Behind the README's reverse proxy every request came from the proxy's address: the 30-failures-
+    per-address limit became one global limit, and every audit address was the proxy's. With
+    C4D_TRUSTED_PROXIES set to the number of proxies, the client's own address counts."""
+    from whp_c4d.auth.models import AuditEvent
+
+    monkeypatch.setitem(app.config, "C4D_TRUSTED_PROXIES", 1)
+    owner = make_user("officer")
+    for i in range(app.config["C4D_LOGIN_MAX_FAILURES_PER_IP"]):
+        _login_from(app, f"guess{i}@example.org", "203.0.113.7", "wrong password!!")
+    assert _login_from(app, "another@example.org", "203.0.113.7", "wrong password!!").status_code == 429
+    assert _login_from(app, owner.email, "198.51.100.9").status_code == 302
+    ips = set(db.session.scalars(sa.select(AuditEvent.ip).where(AuditEvent.action.like("login.%"))))
+    assert ips == {"203.0.113.0/24", "198.51.100.0/24"}  # the clients', truncated; never the proxy's
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_not_believed(app, make_user):
+    make_user("officer")
+    _login_from(app, "nobody@example.org", "203.0.113.7", "wrong password!!")
+    from whp_c4d.auth.models import AuditEvent
+
+    assert db.session.scalar(sa.select(AuditEvent.ip).where(AuditEvent.action == "login.failed")) == "10.0.0.0/24"
+
+
+def test_wrong_passwords_from_elsewhere_delay_an_account_but_never_lock_its_owner_out(app, make_user, monkeypatch):
+    """5 wrong passwords locked an account — an administrator's too — even against its correct password:
+    anyone who knew the e-mail address could lock its owner out. Failures from one client still stop
+    that client; account-wide they only make the next attempt wait, longer each time, a minute at most."""
+    monkeypatch.setitem(app.config, "C4D_TRUSTED_PROXIES", 1)
+    admin = make_user("admin")
+    for _ in range(app.config["C4D_LOGIN_MAX_FAILURES"] + 3):
+        _login_from(app, admin.email, "203.0.113.7", "wrong password!!")
+    assert _login_from(app, admin.email, "203.0.113.7").status_code == 429  # that client is stopped
+    from whp_c4d.auth import services as auth
+
+    wait = auth.account_delay(admin.email)
+    assert timedelta(0) < wait <= timedelta(seconds=60)
+    assert _login_from(app, admin.email, "198.51.100.9").status_code == 429  # too soon after the last failure
+    for attempt in db.session.scalars(sa.select(LoginAttempt)):  # time passes
+        attempt.at -= wait
+    db.session.commit()
+    assert _login_from(app, admin.email, "198.51.100.9").status_code == 302  # the owner gets in
+
+
+def test_the_account_delay_grows_and_stays_under_a_minute(app, make_user):
+    from whp_c4d.auth import services as auth
+
+    user = make_user("officer")
+    delays = []
+    for n in range(1, 16):
+        db.session.add(LoginAttempt(email_hash=auth._keyed(user.email), ip_hash=auth._keyed(f"198.51.100.{n}")))
+        db.session.commit()
+        delays.append(auth.account_delay(user.email).total_seconds())
+    assert delays[: app.config["C4D_LOGIN_MAX_FAILURES"] - 1] == [0] * (app.config["C4D_LOGIN_MAX_FAILURES"] - 1)
+    assert delays == sorted(delays) and delays[-1] == 60

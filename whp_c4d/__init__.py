@@ -19,6 +19,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     core_web.configure_logging(app)
     core_web.configure_url_converters(app)
+    core_web.configure_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     core_web.register_request_hooks(app)

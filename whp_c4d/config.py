@@ -117,6 +117,10 @@ def load_config(instance_path: Path, overrides: dict | None = None) -> dict:
     cfg["C4D_LOGIN_MAX_FAILURES"] = int(env.get("C4D_LOGIN_MAX_FAILURES", "5"))
     cfg["C4D_LOGIN_WINDOW"] = timedelta(minutes=int(env.get("C4D_LOGIN_WINDOW_MINUTES", "15")))
     cfg["C4D_LOGIN_MAX_FAILURES_PER_IP"] = int(env.get("C4D_LOGIN_MAX_FAILURES_PER_IP", "30"))
+    cfg["C4D_LOGIN_MAX_DELAY"] = timedelta(seconds=int(env.get("C4D_LOGIN_MAX_DELAY_SECONDS", "60")))
+    # Reverse proxies in front of the app (each adds one X-Forwarded-For hop): their number, so that login
+    # limits and the audit log use the client's address. 0 believes no forwarded header at all.
+    cfg["C4D_TRUSTED_PROXIES"] = int(env.get("C4D_TRUSTED_PROXIES", "0"))
 
     # How long a campaign report may show counts computed before the latest messages (reports.rollup).
     cfg["C4D_REPORT_REFRESH_SECONDS"] = int(env.get("C4D_REPORT_REFRESH_SECONDS", "300"))

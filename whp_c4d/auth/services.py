@@ -174,31 +174,65 @@ class LoginResult:
     user: User | None
     token: str | None = None
     throttled: bool = False
+    retry_after: int | None = None  # seconds: the account's growing delay (None: this client is stopped)
 
 
-def is_throttled(email: str, ip: str | None, now: datetime | None = None) -> bool:
+def _failures(since: datetime, **where: str) -> int:
+    q = sa.select(sa.func.count()).select_from(LoginAttempt).where(LoginAttempt.at >= since)
+    for column, value in where.items():
+        q = q.where(getattr(LoginAttempt, column) == value)
+    return db.session.scalar(q) or 0
+
+
+def client_throttled(email: str, ip: str | None, now: datetime | None = None) -> bool:
+    """Hard limits per client: this address's failures on this account, and this address's failures on
+    any account (someone trying many). Behind a proxy ``ip`` is the client's (``C4D_TRUSTED_PROXIES``)."""
+    cfg = current_app.config
+    since = (now or utcnow()) - cfg["C4D_LOGIN_WINDOW"]
+    ip_hash = _keyed(ip or "-")
+    if _failures(since, email_hash=_keyed(normalise_email(email)), ip_hash=ip_hash) >= cfg["C4D_LOGIN_MAX_FAILURES"]:
+        return True
+    return _failures(since, ip_hash=ip_hash) >= cfg["C4D_LOGIN_MAX_FAILURES_PER_IP"]
+
+
+def account_delay(email: str, now: datetime | None = None) -> timedelta:
+    """Account-wide, failures from anywhere make the next attempt wait, never block it: nothing up to the
+    per-client limit, then 1, 2, 4… seconds after the latest failure, at most C4D_LOGIN_MAX_DELAY. So
+    nobody who knows an address can lock its owner out; guessing from many addresses gets slow."""
     cfg = current_app.config
     now = now or utcnow()
+    email_hash = _keyed(normalise_email(email))
     since = now - cfg["C4D_LOGIN_WINDOW"]
-    by_email = db.session.scalar(
-        sa.select(sa.func.count()).select_from(LoginAttempt)
-        .where(LoginAttempt.email_hash == _keyed(normalise_email(email)), LoginAttempt.at >= since)
-    )
-    if by_email >= cfg["C4D_LOGIN_MAX_FAILURES"]:
-        return True
-    by_ip = db.session.scalar(
-        sa.select(sa.func.count()).select_from(LoginAttempt)
-        .where(LoginAttempt.ip_hash == _keyed(ip or "-"), LoginAttempt.at >= since)
-    )
-    return by_ip >= cfg["C4D_LOGIN_MAX_FAILURES_PER_IP"]
+    failures = _failures(since, email_hash=email_hash)
+    if failures < cfg["C4D_LOGIN_MAX_FAILURES"]:
+        return timedelta(0)
+    step = min(2 ** (failures - cfg["C4D_LOGIN_MAX_FAILURES"]), cfg["C4D_LOGIN_MAX_DELAY"].total_seconds())
+    return timedelta(seconds=step)
+
+
+def _account_wait(email: str, now: datetime) -> int:
+    """Seconds the account must still wait before an attempt is heard (0: go)."""
+    delay = account_delay(email, now)
+    if not delay:
+        return 0
+    latest = db.session.scalar(sa.select(sa.func.max(LoginAttempt.at)).where(
+        LoginAttempt.email_hash == _keyed(normalise_email(email))))
+    left = (latest + delay - now).total_seconds() if latest else 0
+    return max(0, int(left + 0.999))
 
 
 def authenticate(email: str, password: str, ip: str | None) -> LoginResult:
-    """Check credentials with throttling; on success open a server-side session."""
+    """Check credentials with throttling; on success open a server-side session. An attempt refused by
+    a limit is not counted as a failure (it was not heard)."""
     email = normalise_email(email)
-    if is_throttled(email, ip):
+    now = utcnow()
+    if client_throttled(email, ip, now):
         audit("login.throttled", None, ip=ip, email_hash=_keyed(email)[:12])
         return LoginResult(None, throttled=True)
+    wait = _account_wait(email, now)
+    if wait:
+        audit("login.delayed", None, ip=ip, email_hash=_keyed(email)[:12], seconds=wait)
+        return LoginResult(None, throttled=True, retry_after=wait)
     user = db.session.scalar(sa.select(User).where(User.email == email))
     if user is None:
         try:
@@ -209,12 +243,12 @@ def authenticate(email: str, password: str, ip: str | None) -> LoginResult:
     else:
         ok = verify_password(user, password) and user.active
     if not ok:
-        db.session.add(LoginAttempt(email_hash=_keyed(email), ip_hash=_keyed(ip or "-")))
+        db.session.add(LoginAttempt(email_hash=_keyed(email), ip_hash=_keyed(ip or "-"), at=now))
         audit("login.failed", user, ip=ip, target_type="user" if user else None,
               target_id=user.id if user else None)
         return LoginResult(None)
     db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email_hash == _keyed(email)))
-    user.last_login_at = utcnow()
+    user.last_login_at = now
     token = open_session(user)
     audit("login.succeeded", user, ip=ip, target_type="user", target_id=user.id)
     return LoginResult(user, token)

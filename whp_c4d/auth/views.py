@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -57,15 +68,22 @@ def login():
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
         db.session.commit()
-        if result.throttled:
-            flash(_("Too many failed attempts. Wait 15 minutes, or ask an administrator."), "error")
+        if result.retry_after:
+            flash(_("Too many failed attempts for this account. Try again in %(seconds)s seconds.",
+                    seconds=result.retry_after), "error")
+            status = 429
+        elif result.throttled:
+            flash(_("Too many failed attempts from here. Wait 15 minutes, or ask an administrator."), "error")
             status = 429
         else:
             flash(_("Wrong e-mail or password."), "error")
             status = 401
     elif request.method == "POST":
         status = 400
-    return render_template("auth/login.html", form=form), status
+    response = make_response(render_template("auth/login.html", form=form), status)
+    if status == 429 and form.is_submitted():
+        response.headers["Retry-After"] = str(result.retry_after or 900)
+    return response
 
 
 @bp.post("/logout")

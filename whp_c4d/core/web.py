@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from ..config import UI_LOCALES
@@ -57,6 +58,29 @@ class _DatabaseInt(IntegerConverter):
 def configure_url_converters(app: Flask) -> None:
     """Before any blueprint adds its rules (they are compiled with the converters of that moment)."""
     app.url_map.converters["int"] = _DatabaseInt
+
+
+class _TrustedProxies:
+    """Werkzeug's ProxyFix with as many hops as ``C4D_TRUSTED_PROXIES`` says (read per request, so the
+    setting is the configuration's): the client's address from X-Forwarded-For for login limits and the
+    audit log, and the scheme from X-Forwarded-Proto. With 0 no forwarded header is believed."""
+
+    def __init__(self, app: Flask):
+        self.app, self.wsgi_app = app, app.wsgi_app
+        self.fixed: dict[int, ProxyFix] = {}
+
+    def __call__(self, environ, start_response):
+        hops = int(self.app.config.get("C4D_TRUSTED_PROXIES") or 0)
+        if hops <= 0:
+            return self.wsgi_app(environ, start_response)
+        fix = self.fixed.get(hops)
+        if fix is None:
+            fix = self.fixed[hops] = ProxyFix(self.wsgi_app, x_for=hops, x_proto=hops)
+        return fix(environ, start_response)
+
+
+def configure_proxies(app: Flask) -> None:
+    app.wsgi_app = _TrustedProxies(app)
 
 
 def configure_logging(app: Flask) -> None:

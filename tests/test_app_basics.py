@@ -128,3 +128,24 @@ def test_a_nul_character_anywhere_in_a_request_is_a_400_never_a_500(app, make_us
     r = client.post("/activity-reports/new", data={"locality": "a\x00"})
     assert r.status_code == 400
     assert client.get("/feedback", query_string={"country": "GT"}).status_code == 403  # no NUL: the usual path
+
+
+def test_the_lock_pins_every_dependency_the_project_declares():
+    """Issue 13: installs are reproducible. requirements.lock (pip-compile of pyproject.toml, with the test
+    extra) pins every package to one version; CI installs with it as constraints and checks that what is
+    installed is exactly the lock. Refresh: README, "Dependencies"."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["test"]
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    pins = [line for line in (root / "requirements.lock").read_text().splitlines() if re.match(r"^[A-Za-z0-9]", line)]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.+!-]+", p) for p in pins), pins
+    locked = {name(p) for p in pins}
+    assert {name(r) for r in declared} <= locked

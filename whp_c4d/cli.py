@@ -177,6 +177,27 @@ def users_create(email: str, role: str, name: str, partner_name: str | None, pas
     click.echo(f"created user {user.id} <{user.email}> with role {role}")
 
 
+@users_group.command("reset-mfa")
+@click.argument("email")
+@with_appcontext
+def users_reset_mfa(email: str):
+    """Turn a user's two-step login off (a lost phone, no recovery code left): their sessions end, and they
+    set it up again at their next login if their role requires it. Audited."""
+    import sqlalchemy as sa
+
+    from .auth import mfa
+    from .auth.models import User
+    from .auth.services import normalise_email
+
+    user = db.session.scalar(sa.select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        raise click.ClickException(f"no user with the e-mail {email!r}")
+    mfa.reset(user, None)
+    db.session.commit()
+    click.echo(f"two-step login reset for user {user.id} <{user.email}>; they set it up again at their next login"
+               if mfa.required(user) else f"two-step login turned off for user {user.id} <{user.email}>")
+
+
 @click.group("partners")
 def partners_group():
     """Partner organisations."""

@@ -41,6 +41,11 @@ class User(db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The officer's own phone, for test sends of campaign steps (encrypted like every number).
     test_phone: Mapped[str | None] = mapped_column(EncryptedText)
+    # Two-step login (TOTP, RFC 6238): the shared secret, encrypted at rest; when it was turned on; and
+    # the last time step a code was accepted for, so that a code seen over a shoulder cannot be used again.
+    mfa_secret: Mapped[str | None] = mapped_column(EncryptedText)
+    mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mfa_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
 
     partner: Mapped[PartnerOrganisation | None] = relationship(back_populates="users")
     country_limits: Mapped[list[UserCountry]] = relationship(
@@ -76,6 +81,28 @@ class User(db.Model):
     def countries(self) -> list[str]:
         """Countries an officer is limited to; empty means all."""
         return [c.country for c in self.country_limits]
+
+
+class RecoveryCode(db.Model):
+    """One-time codes for two-step login when the phone is lost: only a keyed hash is kept."""
+
+    __tablename__ = "mfa_recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MfaPolicy(db.Model):
+    """Whether a role must use two-step login (administrators always do: not stored, not changeable)."""
+
+    __tablename__ = "mfa_policy"
+
+    role: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    required: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UserCountry(db.Model):

@@ -175,6 +175,7 @@ class LoginResult:
     token: str | None = None
     throttled: bool = False
     retry_after: int | None = None  # seconds: the account's growing delay (None: this client is stopped)
+    second_step: str | None = None  # the password is right; two-step login still to do: "code" or "enrol"
 
 
 def _failures(since: datetime, **where: str) -> int:
@@ -243,15 +244,31 @@ def authenticate(email: str, password: str, ip: str | None) -> LoginResult:
     else:
         ok = verify_password(user, password) and user.active
     if not ok:
-        db.session.add(LoginAttempt(email_hash=_keyed(email), ip_hash=_keyed(ip or "-"), at=now))
-        audit("login.failed", user, ip=ip, target_type="user" if user else None,
-              target_id=user.id if user else None)
+        record_failure(email, ip, user, now=now)
         return LoginResult(None)
-    db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email_hash == _keyed(email)))
-    user.last_login_at = now
+    from . import mfa
+
+    if mfa.enabled(user) or mfa.required(user):  # no session until the second step is done
+        audit("login.password_ok", user, ip=ip, target_type="user", target_id=user.id)
+        return LoginResult(user, second_step="code" if mfa.enabled(user) else "enrol")
+    return LoginResult(user, complete_login(user, ip, now=now))
+
+
+def record_failure(email: str, ip: str | None, user: User | None, *, now: datetime | None = None,
+                   action: str = "login.failed") -> None:
+    """A wrong password (or a wrong second-step code): counted for the limits, audited."""
+    db.session.add(LoginAttempt(email_hash=_keyed(normalise_email(email)), ip_hash=_keyed(ip or "-"),
+                                at=now or utcnow()))
+    audit(action, user, ip=ip, target_type="user" if user else None, target_id=user.id if user else None)
+
+
+def complete_login(user: User, ip: str | None, *, now: datetime | None = None, how: str = "password") -> str:
+    """Every step passed: the account's failures are forgotten and a server-side session opens."""
+    db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.email_hash == _keyed(user.email)))
+    user.last_login_at = now or utcnow()
     token = open_session(user)
-    audit("login.succeeded", user, ip=ip, target_type="user", target_id=user.id)
-    return LoginResult(user, token)
+    audit("login.succeeded", user, ip=ip, target_type="user", target_id=user.id, how=how)
+    return token
 
 
 def open_session(user: User) -> str:

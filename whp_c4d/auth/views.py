@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import sqlalchemy as sa
 from flask import (
     Blueprint,
+    Response,
     abort,
     flash,
     g,
@@ -19,6 +21,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from markupsafe import Markup
 
 from ..core import phones
 from ..core.database import page_arg
@@ -26,10 +29,11 @@ from ..core.errors import ServiceError
 from ..core.i18n import all_countries
 from ..core.permissions import authenticated, public, requires
 from ..extensions import db
-from . import services
+from . import mfa, services
 from .forms import (
     AccountForm,
     ApiTokenForm,
+    CodeForm,
     EmptyForm,
     LoginForm,
     PartnerForm,
@@ -60,10 +64,12 @@ def login():
     if form.validate_on_submit():
         result = services.authenticate(form.email.data, form.password.data, request.remote_addr)
         if result.user is not None:
-            lang = session.get("ui_language")
-            session.clear()  # a new session at login: nothing from before survives
-            if lang:
-                session["ui_language"] = lang
+            _fresh_cookie_session()
+            if result.second_step:  # the password was right; no session until the second step is done
+                session[MFA_PENDING] = {"uid": result.user.id, "at": time.time(),
+                                        "next": _safe_next(request.args.get("next"))}
+                db.session.commit()
+                return redirect(url_for("auth.login_code" if result.second_step == "code" else "auth.login_enrol"))
             login_user(result.user)
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))
@@ -84,6 +90,107 @@ def login():
     if status == 429 and form.is_submitted():
         response.headers["Retry-After"] = str(result.retry_after or 900)
     return response
+
+
+# --- the second step of logging in ------------------------------------------------------------------
+
+MFA_PENDING = "mfa_pending"  # in the signed cookie session: whose password was right, when, where to go
+MFA_PENDING_FOR = 300  # seconds to do the second step after the password
+
+
+def _fresh_cookie_session() -> None:
+    """A new cookie session at login: nothing from before survives (no fixation), but the language."""
+    lang = session.get("ui_language")
+    session.clear()
+    if lang:
+        session["ui_language"] = lang
+
+
+def _pending() -> tuple[User | None, dict]:
+    """The user whose password was just right, if the second step is still open for them."""
+    state = session.get(MFA_PENDING) or {}
+    user = db.session.get(User, state.get("uid") or 0)
+    if user is None or not user.active or time.time() - float(state.get("at") or 0) > MFA_PENDING_FOR:
+        session.pop(MFA_PENDING, None)
+        return None, {}
+    return user, state
+
+
+def _finish_login(user: User, state: dict, how: str):
+    token = services.complete_login(user, request.remote_addr, how=how)
+    _fresh_cookie_session()
+    user.session_token = token
+    login_user(user)
+    db.session.commit()
+    return redirect(state.get("next") or url_for("reports.dashboard"))
+
+
+def _throttled(user: User) -> Response | None:
+    if services.client_throttled(user.email, request.remote_addr):
+        services.audit("login.throttled", None, ip=request.remote_addr, step="mfa")
+        db.session.commit()
+        session.pop(MFA_PENDING, None)
+        flash(_("Too many failed attempts from here. Wait 15 minutes, or ask an administrator."), "error")
+        return redirect(url_for("auth.login"))
+    return None
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@public  # the password was right: the pending state in the signed session says for whom
+def login_code():
+    user, state = _pending()
+    if user is None:
+        return redirect(url_for("auth.login"))
+    if not mfa.enabled(user):
+        return redirect(url_for("auth.login_enrol"))
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        if (refused := _throttled(user)) is not None:
+            return refused
+        how = mfa.check(user, form.code.data)
+        if how is not None:
+            return _finish_login(user, state, how)
+        services.record_failure(user.email, request.remote_addr, user, action="mfa.failed")
+        db.session.commit()
+        form.code.errors = [_("That code is not right, or was already used. Try the next one.")]
+        status = 401
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login_code.html", form=form), status
+
+
+@bp.route("/login/enrol", methods=["GET", "POST"])
+@public  # the password was right: the pending state in the signed session says for whom
+def login_enrol():
+    user, state = _pending()
+    if user is None:
+        return redirect(url_for("auth.login"))
+    if mfa.enabled(user):
+        return redirect(url_for("auth.login_code"))
+    secret = state.get("secret")
+    if not secret:  # kept in the signed session until enrolment: the person sees it in the QR code anyway
+        secret = state["secret"] = mfa.new_secret()
+        session[MFA_PENDING] = state
+    form = CodeForm()
+    status = 200
+    if form.validate_on_submit():
+        if (refused := _throttled(user)) is not None:
+            return refused
+        codes = mfa.enrol(user, secret, form.code.data)
+        if codes is not None:
+            response = _finish_login(user, state, "enrolment")
+            return render_template("auth/recovery_codes.html", codes=codes, next=response.location)
+        services.record_failure(user.email, request.remote_addr, user, action="mfa.failed")
+        db.session.commit()
+        form.code.errors = [_("That code is not right. Check the phone's time, and type the code the app "
+                              "shows now.")]
+        status = 400
+    elif request.method == "POST":
+        status = 400
+    uri = mfa.provisioning_uri(user, secret)
+    return render_template("auth/login_enrol.html", form=form, qr=Markup(mfa.qr_svg(uri)),
+                           secret=" ".join(secret[i:i + 4] for i in range(0, len(secret), 4))), status
 
 
 @bp.post("/logout")
@@ -134,7 +241,9 @@ def account():
                 user.test_phone = phones.parse(raw).e164
             except phones.InvalidNumber:
                 form.test_phone.errors = [_("Not a valid phone number: use the international format, e.g. +502 5555 0123.")]
-                return render_template("auth/account.html", form=form, pw=pw), 400
+                return render_template("auth/account.html", form=form, pw=pw, mfa_on=mfa.enabled(user),
+                                       mfa_required=mfa.required(user),
+                                       mfa_codes_left=mfa.recovery_codes_left(user)), 400
         db.session.commit()
         flash(_("Saved."), "success")
         return redirect(url_for("auth.account"))
@@ -147,7 +256,8 @@ def account():
             db.session.commit()
             flash(_("Password changed."), "success")
             return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form, pw=pw)
+    return render_template("auth/account.html", form=form, pw=pw, mfa_on=mfa.enabled(user),
+                           mfa_required=mfa.required(user), mfa_codes_left=mfa.recovery_codes_left(user))
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -169,7 +279,21 @@ def _user_form(obj: User | None = None) -> UserForm:
 @requires("users.manage")
 def users():
     rows = db.session.scalars(sa.select(User).order_by(User.active.desc(), User.name)).all()
-    return render_template("auth/users.html", users=rows, form=EmptyForm())
+    return render_template("auth/users.html", users=rows, form=EmptyForm(), mfa_policy=mfa.policy(),
+                           mfa_enabled=mfa.enabled)
+
+
+@bp.post("/admin/users/two-step-login")
+@requires("users.manage")
+def mfa_policy():
+    """Which staff roles must use two-step login (administrators always do)."""
+    form = EmptyForm()
+    if form.validate_on_submit():
+        for role in mfa.STAFF_ROLES:
+            mfa.set_policy(role, request.form.get(f"require_{role}") == "on", g.user)
+        db.session.commit()
+        flash(_("Saved. People of these roles set up two-step login at their next login."), "success")
+    return redirect(url_for("auth.users"))
 
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])

@@ -135,6 +135,14 @@ def _throttled(user: User) -> Response | None:
     return None
 
 
+def _wrong_code(user: User, form: CodeForm, message: str, status: int) -> int:
+    """A wrong second-step code: counted like a wrong password, audited, said on the form."""
+    services.record_failure(user.email, request.remote_addr, user, action="mfa.failed")
+    db.session.commit()
+    form.code.errors = [message]
+    return status
+
+
 @bp.route("/login/code", methods=["GET", "POST"])
 @public  # the password was right: the pending state in the signed session says for whom
 def login_code():
@@ -151,10 +159,7 @@ def login_code():
         how = mfa.check(user, form.code.data)
         if how is not None:
             return _finish_login(user, state, how)
-        services.record_failure(user.email, request.remote_addr, user, action="mfa.failed")
-        db.session.commit()
-        form.code.errors = [_("That code is not right, or was already used. Try the next one.")]
-        status = 401
+        status = _wrong_code(user, form, _("That code is not right, or was already used. Try the next one."), 401)
     elif request.method == "POST":
         status = 400
     return render_template("auth/login_code.html", form=form), status
@@ -181,11 +186,8 @@ def login_enrol():
         if codes is not None:
             response = _finish_login(user, state, "enrolment")
             return render_template("auth/recovery_codes.html", codes=codes, next=response.location)
-        services.record_failure(user.email, request.remote_addr, user, action="mfa.failed")
-        db.session.commit()
-        form.code.errors = [_("That code is not right. Check the phone's time, and type the code the app "
-                              "shows now.")]
-        status = 400
+        status = _wrong_code(user, form, _("That code is not right. Check the phone's time, and type the code "
+                                           "the app shows now."), 400)
     elif request.method == "POST":
         status = 400
     uri = mfa.provisioning_uri(user, secret)

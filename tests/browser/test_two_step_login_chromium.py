@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_pages_in_chromium import CHROMIUM, CHROMIUM_ARGS, _run, serving
+from test_pages_in_chromium import CHROMIUM, _run, browser, open_page, serving  # noqa: F401  (fixtures)
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,22 +31,11 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        ctx = browser.new_context(locale="en", extra_http_headers={"Accept-Language": "en"},
-                                  viewport={"width": 390, "height": 844})  # a phone: where the app is
-        tab = ctx.new_page()
-        tab.set_default_timeout(15_000)
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield tab
-        finally:
-            assert errors == []
-            ctx.close()
-            browser.close()
+def page(open_page):  # noqa: F811  (the imported fixture)
+    tab = open_page("en")
+    tab.set_viewport_size({"width": 390, "height": 844})  # a phone: where the authenticator app is
+    yield tab
+    assert tab.script_errors == []
 
 
 def _password(page, base: str) -> None:

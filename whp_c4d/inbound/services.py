@@ -40,7 +40,6 @@ from .models import ConversationState, InboundMessage, Keyword, PollResponse
 
 log = logging.getLogger(__name__)
 
-WHATSAPP_WINDOW = timedelta(hours=24)
 ERASURE_CONFIRM_WITHIN = timedelta(hours=1)
 ACK_EVERY = timedelta(hours=24)  # at most one automatic acknowledgement per conversation window
 LOOP_WINDOW, LOOP_LIMIT = timedelta(minutes=5), 20  # identical texts from one number: then silence

@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: Rows that have not reached Twilio (as far as we know) and may still be stopped.
 NOT_SENT = ("pending", "held")
-#: Rows between our claim and Twilio's answer.
-IN_FLIGHT = ("claimed", "sending", "uncertain")
 #: Twilio has the message: from here on a row only moves forward, and only on Twilio's word.
 AT_TWILIO = ("queued", "sent", "delivered", "read")
 #: Rows Twilio accepted whose final report has not come: the status poll asks about them (lost callbacks).

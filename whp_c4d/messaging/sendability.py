@@ -25,9 +25,6 @@ from ..audience.models import Contact
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 
-#: Why a message cannot go, in our words (stored in ``outbound_message.reason``).
-REASONS = ("not_active", "no_number", "opted_out", "no_consent", "whatsapp_window_closed", "no_whatsapp_template")
-
 
 @dataclass(frozen=True)
 class ChannelState:
@@ -112,4 +109,4 @@ def message_of(row) -> Message:
 def whatsapp_window_open(contact: Contact, now: datetime) -> bool:
     """Whether the person wrote to us on WhatsApp in the last 24 hours: then free text may go."""
     state = contact.channel("whatsapp")
-    return bool(state and state.last_inbound_at and now - state.last_inbound_at < WHATSAPP_WINDOW)
+    return state is not None and ChannelState(last_inbound_at=state.last_inbound_at).window_open(now)

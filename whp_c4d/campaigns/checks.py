@@ -17,7 +17,7 @@ from ..core.phones import COUNTRY_DEFAULT_TZ
 from ..extensions import db
 from ..messaging.segments import analyse, gsm_safe
 from .models import Campaign, ContentVariable, OfficialDomain, Step, StepContent
-from .planning import audience_count, content_for, planned_route, purpose_of, reachable_query, step_local_time
+from .planning import audience_count, group_routes, purpose_of, reachable_query, step_local_time
 from .schemas import variables_in
 
 MAX_SEGMENTS_WARNING = 3
@@ -171,15 +171,9 @@ def _reach_problems(campaign: Campaign, step: Step, groups: list) -> list[Proble
     blocking problems" means the dispatcher will send. A language already missing its template (no SMS
     fallback) is reported once, by the content check."""
     unreached: dict[tuple[str, str], int] = {}
-    for _country, language, _tz, wa, sms, count in groups:
-        reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
-        found = content_for(step, language)
-        if not reach or found is None:
-            continue  # no consent at all: not in any plan (the estimate counts them); no content: checked above
-        used, content = found
-        _planned, _fallback, route = planned_route(campaign, content, purpose_of(step), reach)
-        if isinstance(route, str):
-            unreached[(used, route)] = unreached.get((used, route), 0) + count
+    for gr in group_routes(campaign, step, groups):  # no content: checked above
+        if isinstance(gr.route, str) and gr.route != "no_consent":  # no consent: in no plan; the estimate counts them
+            unreached[(gr.language, gr.route)] = unreached.get((gr.language, gr.route), 0) + gr.count
     out = []
     for (language, reason), count in sorted(unreached.items()):
         if reason == "no_whatsapp_template" and not campaign.sms_fallback:

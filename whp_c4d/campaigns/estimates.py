@@ -13,7 +13,7 @@ from ..extensions import db
 from ..messaging.models import DEFAULT_CAP_PER_SECOND, Sender
 from ..messaging.segments import segments as count_segments
 from .models import ANY_COUNTRY, Campaign, SegmentPrice, Step
-from .planning import content_for, planned_route, purpose_of, reachable_query, render, variable_values
+from .planning import group_routes, purpose_of, reachable_query, render, variable_values
 
 # A recurring step without an end date is estimated over this many occurrences (and says so).
 OPEN_ENDED_OCCURRENCES = 1
@@ -112,16 +112,8 @@ def estimate(campaign: Campaign, today: date | None = None) -> Estimate:
         n, open_ended = occurrences(step, campaign, today)
         se = StepEstimate(step, n, open_ended)
         purpose = purpose_of(step)
-        for country, language, _tz, wa, sms, count in groups[purpose]:
-            reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
-            found = content_for(step, language)
-            if found is None:  # no content in any language of their chain: a check of its own
-                continue
-            if not reach:
-                se.unreachable["no_consent"] += count
-                continue
-            used_language, content = found
-            _planned, _fallback, route = planned_route(campaign, content, purpose, reach)
+        for gr in group_routes(campaign, step, groups[purpose]):  # no content: a check of its own
+            country, count, used_language, content, route = gr.group[0], gr.count, gr.language, gr.content, gr.route
             if isinstance(route, str):
                 se.unreachable[route] += count
                 continue
@@ -165,21 +157,17 @@ def _unreachable(campaign: Campaign, groups: dict[str, list]) -> tuple[int, dict
     the sendability decision says. A person counts once per purpose; the larger purpose wins."""
     unreachable, by_reason = 0, defaultdict(int)
     for purpose, rows in groups.items():
-        steps = [s for s in campaign.steps if purpose_of(s) == purpose]
+        counts = {tuple(row[:5]): row[5] for row in rows}
+        # Each group's first reason: no consent at all, else the first step (in order) that cannot reach it.
+        first = {tuple(row[:5]): "no_consent" for row in rows if not row[3] and not row[4]}
+        for step in campaign.steps:
+            if purpose_of(step) == purpose:
+                for gr in group_routes(campaign, step, rows):
+                    if isinstance(gr.route, str):
+                        first.setdefault(gr.group, gr.route)
         reasons: dict[str, int] = defaultdict(int)
-        for _country, language, _tz, wa, sms, count in rows:
-            reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
-            if not reach:
-                reasons["no_consent"] += count
-                continue
-            for step in steps:
-                found = content_for(step, language)
-                if found is None:
-                    continue
-                _planned, _fallback, route = planned_route(campaign, found[1], purpose, reach)
-                if isinstance(route, str):
-                    reasons[route] += count
-                    break
+        for group, reason in first.items():
+            reasons[reason] += counts[group]
         unreachable = max(unreachable, sum(reasons.values()))
         for reason, n in reasons.items():
             by_reason[reason] = max(by_reason[reason], n)

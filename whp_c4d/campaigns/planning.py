@@ -108,6 +108,31 @@ def planned_route(campaign: Campaign, content: StepContent, purpose: str,
     return channel, fallback, route
 
 
+@dataclass(frozen=True)
+class GroupRoute:
+    """What a step does for one group of the audience (a row of ``reachable_query``)."""
+
+    group: tuple                  # (country, language, zone, wa, sms): the row without its count
+    count: int
+    language: str                 # the content's language, after the fallback chain
+    content: StepContent
+    route: sendability.Route | str  # "no_consent" when the group consented to none of the channels
+
+
+def group_routes(campaign: Campaign, step: Step, groups: list) -> Iterator[GroupRoute]:
+    """For each group of the audience that has content for ``step`` (in a language of its chain): what
+    the dispatcher will do, by ``planned_route``. The estimate and the checks walk the audience with it."""
+    purpose = purpose_of(step)
+    for row in groups:
+        country, language, _zone, wa, sms, count = row
+        found = content_for(step, language)
+        if found is None:
+            continue
+        reach = tuple(name for name, ok in (("whatsapp", wa), ("sms", sms)) if ok)
+        route = planned_route(campaign, found[1], purpose, reach)[2] if reach else "no_consent"
+        yield GroupRoute(tuple(row[:5]), count, found[0], found[1], route)
+
+
 # --- audience ------------------------------------------------------------------------------------
 
 def audience_query(campaign: Campaign) -> sa.Select:

@@ -42,8 +42,9 @@ class Progress:
     rate_per_minute: int
     eta_seconds: float | None
     missed_occurrences: int
-    # People of the audience, as it is now, whom a step cannot reach (by the one sendability decision).
-    unreachable: int = 0
+    # People of the audience, as it is now, whom a step cannot reach (by the one sendability decision);
+    # None when not asked for (the page's three-second refresh does not show it).
+    unreachable: int | None = None
     unreachable_by_reason: dict[str, int] = field(default_factory=dict)
     at: datetime = field(default_factory=utcnow)
     suppress_small_cells: bool = False  # counts stay exact here; show() is what people see
@@ -65,12 +66,16 @@ class Progress:
                 "groups": [{"country": c, "language": lang, "channel": ch, **{k: show(v) for k, v in cols.items()}}
                            for c, lang, ch, cols in self.by_group],
                 "failures": [{"reason": r, "error_code": code, "count": show(n)} for r, code, n in self.failures],
-                "unreachable": show(self.unreachable),
-                "unreachable_by_reason": {r: show(n) for r, n in self.unreachable_by_reason.items()},
+                **({} if self.unreachable is None else {
+                    "unreachable": show(self.unreachable),
+                    "unreachable_by_reason": {r: show(n) for r, n in self.unreachable_by_reason.items()}}),
                 "at": self.at.isoformat()}
 
 
-def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_cells: bool = False) -> Progress:
+def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_cells: bool = False,
+             reach: bool = True) -> Progress:
+    """``reach``: also count the audience who cannot be reached (queries over the whole audience: the page
+    shows it; the JSON its script fetches every three seconds leaves it out unless ``?reach=1``)."""
     now = now or utcnow()
     m = OutboundMessage
     channel = sa.func.coalesce(m.sent_channel, m.channel)
@@ -103,7 +108,7 @@ def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_
     missed = db.session.scalar(sa.select(sa.func.count()).select_from(StepOccurrence).where(
         StepOccurrence.status == "missed",
         StepOccurrence.step_id.in_([s.id for s in campaign.steps] or [-1]))) or 0
-    unreachable, by_reason = unreachable_people(campaign)
+    unreachable, by_reason = unreachable_people(campaign) if reach else (None, {})
     return Progress(totals=totals, by_group=[(c, lang, ch, cols) for (c, lang, ch), cols in sorted(groups.items())],
                     failures=[(r or "-", code, n) for r, code, n in failures], rate_per_minute=recent,
                     eta_seconds=eta, missed_occurrences=missed, unreachable=unreachable,

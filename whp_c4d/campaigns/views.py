@@ -479,8 +479,10 @@ def campaign_progress(campaign_id: int):
 
     campaign = services.get_campaign(campaign_id)
     # Those who operate campaigns (launch, pause) see exact counts; evaluators see 1-4 as "<5".
-    p = progress(campaign, suppress_small_cells=hides_small_cells(g.user.role))
-    if request.args.get("format") == "json" or request.accept_mimetypes.best == "application/json":
+    as_json = request.args.get("format") == "json" or request.accept_mimetypes.best == "application/json"
+    p = progress(campaign, suppress_small_cells=hides_small_cells(g.user.role),
+                 reach=not as_json or request.args.get("reach") == "1")
+    if as_json:
         data = p.as_json()
         for f in data["failures"]:
             f["label"] = str(REASON_LABELS.get(f["reason"], f["reason"]))

@@ -249,7 +249,9 @@ def test_the_results_page_shows_exact_counts_to_officers_and_small_cells_to_eval
     login(evaluator, make_user("evaluator"))
     page = evaluator.get(url).get_data(as_text=True)
     assert '<td class="num">&lt;5</td>' in page
-    assert re.search(r'<td class="num">7</td>\s*<td class="num">70\s?%</td>', page)  # 5 and more stay exact
+    # 7 "No" would give the 3 "Sí" away (10 valid answers minus 7): it is hidden with them, and no share shows.
+    assert not re.search(r'<td class="num">7</td>', page) and not re.search(r"70\s?%", page)
+    assert '<span class="value">12</span>' in page  # everybody who replied stays exact
     assert 'value="3"' not in page and not re.search(r"30\s?%", page)  # no share gives a small cell away
     cells = re.findall(r'<td class="num">(?:<strong>)?([^<]*)(?:</strong>)?</td>', page)
     assert not {"1", "2", "3", "4"} & set(cells)

@@ -477,15 +477,15 @@ def test_a_partner_cannot_open_any_report_export_or_report_api(app, client, know
 def test_filters_live_in_the_url_and_round_trip(app, client, known, make_user, login):
     campaign, _aviso, poll, *_ = known
     evaluator = english(make_user("evaluator"))
-    query = (f"campaign={campaign.id}&step={poll.id}&country=GT&language=es&channel=sms&from=2026-03-01"
-             f"&to=2026-03-31&by=week")
+    query = (f"campaign={campaign.id}&step={poll.id}&country=GT&language=es&channel=sms&from=2026-03-02"
+             f"&to=2026-03-29&by=week")
     f, errors = parse_filters(dict(p.split("=") for p in query.split("&")), evaluator)
     assert errors == [] and parse_filters(f.args(), evaluator) == (f, [])
     login(client, evaluator)
     html = client.get(f"/reports?{query}").get_data(as_text=True)
     for selected in (f'<option value="{campaign.id}" selected>', f'<option value="{poll.id}" selected>',
                      '<option value="GT" selected>', '<option value="es" selected>', '<option value="sms" selected>',
-                     '<option value="week" selected>', 'value="2026-03-01"', 'value="2026-03-31"'):
+                     '<option value="week" selected>', 'value="2026-03-02"', 'value="2026-03-29"'):
         assert selected in html, selected
     export = re.search(r'href="(/reports/engagement\.csv\?[^"]+)"', html).group(1).replace("&amp;", "&")
     assert parse_filters(dict(p.split("=") for p in export.split("?")[1].split("&")), evaluator)[0] == f
@@ -541,7 +541,8 @@ def test_report_api_answers_the_funnel_polls_and_feedback_with_the_same_suppress
     assert {x["error_code"] for x in funnel["failed_by_reason"]} == {30008, 30003, 21610, None}
     polls = client.get(f"/api/v1/reports/polls?campaign={campaign.id}", headers=headers).get_json()
     assert [p["step_id"] for p in polls["polls"]] == [poll.id]
-    assert polls["polls"][0]["choices"][0]["count"] == 5 and polls["polls"][0]["choices"][1]["count"] == "<5"
+    # 5 "Sí" and 1 "No" of 6: the 5 would give the 1 away, so both are hidden; the 6 who answered are not.
+    assert [c["count"] for c in polls["polls"][0]["choices"]] == ["<5", "<5"] and polls["polls"][0]["total"] == 6
     fb = client.get(f"/api/v1/reports/feedback?campaign={campaign.id}", headers=headers).get_json()
     assert fb["by_type"]["praise"] == 5 and fb["by_type"]["not_coded"] == 0 and fb["total"] == 5
     assert fb["by_month"] == {"2026-03": 5} and fb["by_country"] == {"GT": 5}
@@ -620,3 +621,12 @@ def test_any_query_string_on_reports_gets_a_page_or_a_400_never_a_500(app, clien
         db.session.rollback()
 
     check()
+
+
+def test_report_dates_are_whole_weeks(known, make_user):
+    """A range of days could be narrowed until two ranges differ by one person: dates snap to whole weeks,
+    Monday to Sunday (UTC), and the URL says so."""
+    evaluator = english(make_user("evaluator"))
+    f, errors = parse_filters({"from": "2026-03-04", "to": "2026-03-04"}, evaluator)
+    assert errors == [] and (f.date_from.isoformat(), f.date_to.isoformat()) == ("2026-03-02", "2026-03-08")
+    assert f.args()["from"] == "2026-03-02" and f.args()["to"] == "2026-03-08"

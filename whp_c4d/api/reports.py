@@ -13,6 +13,7 @@ from ..extensions import db
 from ..reports import queries
 from ..reports.facts import day_key
 from ..reports.filters import DIMENSIONS, parse_filters
+from ..reports.guard import reason_key
 from ..reports.queries import FUNNEL_STAGES, NOT_CODED
 from ..reports.tables import shown
 from .views import _validation_error, bp
@@ -24,8 +25,8 @@ def _key(dim: str, key):
     return day_key(key) if dim == "week" else key
 
 
-def _stages(funnel: queries.Funnel) -> dict:
-    return {stage: shown(value) for stage, value in zip(FUNNEL_STAGES, funnel.values(), strict=True)}
+def _stages(e: queries.Engagement, dim: str | None = None, key=None) -> dict:
+    return {stage: e.shown(stage, dim, key) for stage in FUNNEL_STAGES}
 
 
 @bp.get("/reports/funnel")
@@ -41,11 +42,11 @@ def reports_funnel():
     db.session.commit()  # a rollup computed for this answer is kept
     return jsonify(
         filters=f.args(), by=f.by, small_cells_suppressed=True,
-        as_of=e.as_of.isoformat().replace("+00:00", "Z") if e.as_of else None, total=_stages(e.total),
-        rows=[{"key": _key(f.by, key), "label": dimension_label(f.by, key, e.names), **_stages(funnel)}
-              for key, funnel in e.by[f.by].items()],
-        failed_by_reason=[{"reason": reason, "error_code": code, "messages": shown(n)}
-                          for (reason, code), n in sorted(e.reasons.items(), key=lambda kv: -kv[1])])
+        as_of=e.as_of.isoformat().replace("+00:00", "Z") if e.as_of else None, total=_stages(e),
+        rows=[{"key": _key(f.by, key), "label": dimension_label(f.by, key, e.names), **_stages(e, f.by, key)}
+              for key in e.by[f.by]],
+        failed_by_reason=[{"reason": reason, "error_code": code, "messages": e.shown("failed", "reason", reason_key(reason, code))}
+                          for (reason, code), _n in sorted(e.reasons.items(), key=lambda kv: -kv[1])])
 
 
 @bp.get("/reports/polls")

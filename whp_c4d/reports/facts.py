@@ -230,3 +230,24 @@ def people(f: ReportFilters, dims: Sequence[str]) -> People:
             result.by[d][key][1] = len(who)
     result.by = {d: dict(v) for d, v in result.by.items()}
     return result
+
+
+def people_records(f: ReportFilters) -> dict[tuple, dict[str, set[int]]]:
+    """Who replied and who opted out, per (campaign, step, country, language, channel, week), as sets of
+    contact ids: the people of ``people`` at the finest grain, so that every marginal counts distinct
+    people (``reports.guard`` builds its cube from them). Only the viewer's scope and the dates narrow."""
+    i, m = InboundMessage, OutboundMessage
+    scoped = ReportFilters(scope=f.scope, date_from=f.date_from, date_to=f.date_to)
+    where = _inbound_filters(scoped)
+    opt_out = sa.and_(sa.func.coalesce(i.kind, "") == "keyword", sa.func.coalesce(i.action, "") == "opt_out")
+    keys = [_inbound_dimension(d) for d in PEOPLE_DIMENSIONS]
+    out: dict[tuple, dict[str, set[int]]] = defaultdict(lambda: {"replied": set(), "opted_out": set()})
+    for row in db.session.execute(sa.select(i.contact_id, opt_out, *keys).where(*where).distinct()):
+        key = tuple(_key(d, v) for d, v in zip(PEOPLE_DIMENSIONS, row[2:], strict=True))
+        out[key]["opted_out" if row[1] else "replied"].add(row[0])
+    keys = [_outbound_dimension(d) for d in PEOPLE_DIMENSIONS]
+    for row in db.session.execute(sa.select(m.contact_id, *keys).where(
+            *outbound_filters(scoped), m.error_code == TWILIO_OPTED_OUT).distinct()):
+        key = tuple(_key(d, v) for d, v in zip(PEOPLE_DIMENSIONS, row[1:], strict=True))
+        out[key]["opted_out"].add(row[0])
+    return dict(out)

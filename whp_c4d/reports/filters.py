@@ -156,6 +156,12 @@ def parse_filters(args, user: User, *, default_by: str = "campaign",
                 errors.append((name, _("“%(value)s” is not a date: write it as 2026-03-31.", value=raw)))
             else:
                 values[key] = day
+    # Whole weeks, Monday to Sunday (UTC): a range of days could be narrowed day by day until the difference
+    # between two ranges is one person; a range of weeks is a sum of the cells ``guard`` checks.
+    if values.get("date_from"):
+        values["date_from"] -= timedelta(days=values["date_from"].weekday())
+    if values.get("date_to"):
+        values["date_to"] += timedelta(days=6 - values["date_to"].weekday())
     if values.get("date_from") and values.get("date_to") and values["date_from"] > values["date_to"]:
         errors.append(("to", _("The end date is before the start date.")))
         values.pop("date_to")

@@ -25,7 +25,7 @@ from ..feedback.models import AGE_FIELDS, SEX_FIELDS, TYPES, FeedbackItem, Feedb
 from ..feedback.services import mask_numbers, visible_items
 from ..inbound.results import PollResults, poll_results
 from ..messaging.models import OutboundMessage
-from . import facts, rollup
+from . import facts, guard, rollup
 from .facts import DELIVERED_STATUSES, FAILED_STATUSES, day_key, month_of
 from .filters import ReportFilters
 
@@ -88,6 +88,14 @@ class Engagement:
     cost: dict[tuple[int | None, str, str], CostUnits]  # (campaign, country, channel) -> units sent
     names: dict[str, dict]  # dimension -> {key: name} for campaigns, {key: (step key, position)} for steps
     as_of: datetime | None = None  # the oldest rollup used, when one no longer matches the outbox
+    guard: guard.Guard | None = None  # which counts may be shown (every one of them, in every view)
+
+    def shown(self, stage: str, dim: str | None = None, key=None) -> int | str:
+        """A count of the view (or of one row of a breakdown) as every report shows it."""
+        return self.guard.shown(stage, **({dim: key} if dim else {}))
+
+    def hidden(self, stage: str, dim: str | None = None, key=None) -> bool:
+        return self.guard.hidden(stage, **({dim: key} if dim else {}))
 
 
 def _row_key(dim: str, row: facts.OutRow):
@@ -98,11 +106,11 @@ def engagement(f: ReportFilters, dimensions: Sequence[str] = ("campaign",)) -> E
     """The funnel overall and broken down by each of ``dimensions``, the failures by reason and the units
     sent (for the cost): messages from the campaigns' rollups, people as ``facts.people`` counts them."""
     dims = tuple(dict.fromkeys(dimensions))
-    ids = [f.campaign_id] if f.campaign_id else rollup.campaigns_with_messages()
-    rollups = rollup.rollups(ids)
-    rows = [r for ru in rollups for r in ru.rows if facts.keeps(f, r)]
-    if not f.campaign_id:  # answers outside any campaign's context: they cost, they are not in the funnel
-        rows += [r for r in facts.outbound_rows(OutboundMessage.campaign_id.is_(None)) if facts.keeps(f, r)]
+    rollups = rollup.rollups(rollup.campaigns_with_messages())
+    everything = [r for ru in rollups for r in ru.rows]
+    everything += facts.outbound_rows(OutboundMessage.campaign_id.is_(None))  # answers outside any campaign
+    rows = [r for r in everything if (not f.campaign_id or r.campaign == f.campaign_id) and facts.keeps(f, r)]
+    rollups = [ru for ru in rollups if not f.campaign_id or ru.campaign_id == f.campaign_id]
 
     total = Funnel()
     by: dict[str, dict] = {d: defaultdict(Funnel) for d in dims}
@@ -122,19 +130,20 @@ def engagement(f: ReportFilters, dimensions: Sequence[str] = ("campaign",)) -> E
         if row.status in FAILED_STATUSES:
             reasons[(row.reason, row.code)] += row.n
 
-    if f.campaign_id and not f.narrowed and set(dims) <= set(rollup.ROLLUP_DIMENSIONS) and rollups:
-        people = rollups[0].people
-    else:
-        people = facts.people(f, dims)
-    total.replied, total.opted_out = people.replied, people.opted_out
+    # People come from the guard's cube, so that what is shown is what was checked.
+    g = guard.Guard(f, everything)
+    total.replied, total.opted_out = g.value("replied"), g.value("opted_out")
     for d in dims:
-        for key, (replied, opted_out) in people.by.get(d, {}).items():
-            by[d][key].replied, by[d][key].opted_out = replied, opted_out
+        for key in g.keys(d):
+            if g.value("replied", **{d: key}) or g.value("opted_out", **{d: key}):
+                by[d][key]  # noqa: B018 - a row for people who replied where no message of the view went
+        for key, funnel in by[d].items():
+            funnel.replied, funnel.opted_out = g.value("replied", **{d: key}), g.value("opted_out", **{d: key})
     names = _names(by)
     ordered = {d: dict(sorted(by[d].items(), key=lambda kv, d=d: _order(d, kv[0], names))) for d in dims}
     stale = [ru.computed_at for ru in rollups if not ru.current]
     return Engagement(filters=f, dimensions=dims, total=total, by=ordered, reasons=reasons, cost=dict(cost),
-                      names=names, as_of=min(stale) if stale else None)
+                      names=names, as_of=min(stale) if stale else None, guard=g)
 
 
 def _names(by: dict) -> dict[str, dict]:
@@ -397,6 +406,7 @@ class CostReport:
     messages: int
     segments: int
     missing_prices: list[tuple[str, str]] = field(default_factory=list)
+    guard: guard.Guard | None = None  # which counts may be shown
 
 
 def cost(f: ReportFilters, report: Engagement | None = None) -> CostReport:
@@ -438,7 +448,7 @@ def cost(f: ReportFilters, report: Engagement | None = None) -> CostReport:
                                           key=lambda kv: (kv[0] is None, str(names.get(kv[0], "")).lower()))]
     return CostReport(lines=lines, by_campaign=campaigns, totals=dict(totals),
                       messages=sum(x.units.messages for x in lines), segments=sum(x.units.segments for x in lines),
-                      missing_prices=missing)
+                      missing_prices=missing, guard=report.guard)
 
 
 # --- pages made of several reports ---------------------------------------------------------------------

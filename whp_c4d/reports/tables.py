@@ -20,6 +20,7 @@ from ..inbound.results import DIMENSIONS as POLL_DIMENSIONS
 from ..inbound.results import PollResults
 from ..messaging.reasons import REASON_LABELS
 from . import queries
+from .guard import reason_key
 from .queries import NOT_CODED, CostReport, Engagement, FeedbackReport, PartnerReach
 
 HIDDEN = "—"  # a spend that would give a small count away
@@ -113,7 +114,7 @@ def failure_label(reason: str | None, code: int | None) -> str:
 
 def funnel_table(e: Engagement) -> Table:
     t = Table("funnel", _("Engagement funnel"), [_("Stage"), _("Count")], chart="bars", numeric=frozenset({1}))
-    t.rows = [[str(STAGE_LABELS[s]), shown(v)] for s, v in zip(queries.FUNNEL_STAGES, e.total.values(), strict=True)]
+    t.rows = [[str(STAGE_LABELS[s]), e.shown(s)] for s in queries.FUNNEL_STAGES]
     return t
 
 
@@ -121,8 +122,9 @@ def breakdown_table(e: Engagement, dim: str) -> Table:
     head = [str(DIMENSION_LABELS[dim])] + [str(STAGE_LABELS[s]) for s in queries.FUNNEL_STAGES]
     t = Table(f"funnel_by_{dim}", str(BY_TITLES[dim]), head, chart="columns" if dim == "week" else "funnel",
               column=2, numeric=frozenset(range(1, len(head))))
-    t.rows = [[dimension_label(dim, key, e.names)] + [shown(v) for v in f.values()] for key, f in e.by[dim].items()]
-    t.total = [_("Total")] + [shown(v) for v in e.total.values()]
+    t.rows = [[dimension_label(dim, key, e.names)] + [e.shown(s, dim, key) for s in queries.FUNNEL_STAGES]
+              for key in e.by[dim]]
+    t.total = [_("Total")] + [e.shown(s) for s in queries.FUNNEL_STAGES]
     if dim != "campaign":
         t.note = _("People who replied or opted out are counted once in each row they appear in, so rows "
                    "can add up to more than the total.")
@@ -132,7 +134,7 @@ def breakdown_table(e: Engagement, dim: str) -> Table:
 def reasons_table(e: Engagement) -> Table:
     t = Table("failed_by_reason", _("Failed, by reason"), [_("Reason (Twilio error code)"), _("Messages")],
               chart="bars", numeric=frozenset({1}))
-    t.rows = [[failure_label(reason, code), shown(n)]
+    t.rows = [[failure_label(reason, code), e.shown("failed", "reason", reason_key(reason, code))]
               for (reason, code), n in sorted(e.reasons.items(), key=lambda kv: -kv[1])]
     return t
 
@@ -153,13 +155,17 @@ def cost_tables(c: CostReport, *, by_campaign: bool = True) -> list[Table]:
     t = Table("cost", _("Units sent and estimated spend, by country and channel"),
               [_("Country"), _("Channel"), _("Messages sent"), _("Of which replies"), _("Units (SMS segments)"),
                _("Price per unit"), _("Estimated spend")], chart="bars", column=4, numeric=frozenset({2, 3, 4, 5, 6}))
+    g = c.guard
     for line in c.lines:
-        units = shown(line.units.segments)
+        where = {"country": line.country, "channel": line.channel}
+        units = g.shown("cost_segments", **where)
         spend = HIDDEN if hidden(units) or line.spend is None else _money(line.spend, line.currency)
         price = f"{line.price} {line.currency}" if line.price is not None else _("no price")
-        t.rows.append([country_name(line.country), _channel(line.channel), shown(line.units.messages),
-                       shown(line.units.replies), units, price, spend])
-    t.total = [_("Total"), "", shown(c.messages), shown(sum(x.units.replies for x in c.lines)), shown(c.segments), "",
+        t.rows.append([country_name(line.country), _channel(line.channel), g.shown("cost_messages", **where),
+                       g.shown("cost_replies", **where), units, price, spend])
+    total_units = g.shown("cost_segments")
+    t.total = [_("Total"), "", g.shown("cost_messages"), g.shown("cost_replies"), total_units, "",
+               HIDDEN if hidden(total_units) else
                "; ".join(_money(v, cur) for cur, v in sorted(c.totals.items())) or HIDDEN]
     t.note = _("Spend is estimated at today's prices per unit (an SMS segment, a WhatsApp message); “—” where "
                "fewer than 5 units were sent or no price is set.")
@@ -168,12 +174,12 @@ def cost_tables(c: CostReport, *, by_campaign: bool = True) -> list[Table]:
         b = Table("cost_by_campaign", _("Units sent and estimated spend, by campaign"),
                   [_("Campaign"), _("Messages sent"), _("Units (SMS segments)"), _("Estimated spend")], chart="bars",
                   column=2, numeric=frozenset({1, 2, 3}))
-        for cid, name, units, spend in c.by_campaign:
+        for cid, name, _units, spend in c.by_campaign:
             label = name or (_("Campaign %(id)s", id=cid) if cid else _("No campaign (replies)"))
-            shown_units = shown(units.segments)
+            shown_units = g.shown("cost_segments", campaign=cid)
             money = HIDDEN if hidden(shown_units) else ("; ".join(_money(v, cur) for cur, v in sorted(spend.items()))
                                                         or HIDDEN)
-            b.rows.append([label, shown(units.messages), shown_units, money])
+            b.rows.append([label, g.shown("cost_messages", campaign=cid), shown_units, money])
         tables.append(b)
     return tables
 
@@ -186,9 +192,9 @@ def poll_tables(results: list[PollResults]) -> list[Table]:
     for r in results:
         t = Table(f"poll_{r.step.id}", _("Poll %(step)s: %(question)s", step=r.step.key, question=r.question),
                   [_("Choice"), _("People")], chart="bars", numeric=frozenset({1}))
-        t.rows = [[f"{c.number} · {c.label}", shown(c.count)] for c in r.choices]
-        t.rows.append([_("Not understood"), shown(r.not_understood.count)])
-        t.total = [_("Total"), shown(r.total)]
+        t.rows = [[f"{c.number} · {c.label}", r.at(c)] for c in r.choices]
+        t.rows.append([_("Not understood"), r.at(r.not_understood)])
+        t.total = [_("Total"), r.at("total")]
         tables.append(t)
         for d in POLL_DIMENSIONS:
             values = r.values[d]
@@ -198,9 +204,9 @@ def poll_tables(results: list[PollResults]) -> list[Table]:
                                                      dimension=str(heads[d]).lower()),
                        [_("Choice")] + [dimension_label(d, v) for v in values], numeric=frozenset(
                            range(1, len(values) + 1)))
-            by.rows = [[f"{c.number} · {c.label}"] + [shown(c.by[d].get(v, 0)) for v in values] for c in r.choices]
-            by.rows.append([_("Not understood")] + [shown(r.not_understood.by[d].get(v, 0)) for v in values])
-            by.total = [_("Total")] + [shown(r.row_total(d, v)) for v in values]
+            by.rows = [[f"{c.number} · {c.label}"] + [r.at(c, d, v) for v in values] for c in r.choices]
+            by.rows.append([_("Not understood")] + [r.at(r.not_understood, d, v) for v in values])
+            by.total = [_("Total")] + [r.at("total", d, v) for v in values]
             tables.append(by)
     return tables
 

@@ -1,0 +1,178 @@
+"""Which engagement and cost counts a report may show, whatever view of them is asked for.
+
+Every count of the engagement reports (the funnel, its breakdowns, failures by reason, units sent) is a
+cell of one cube over every campaign (``core.disclosure``): campaign › step, country, language, channel
+and week, with the funnel's stages, each failure reason and the units as measures. Hidden cells are
+chosen on the whole cube, so the same cells are hidden in every view, page, export and API answer.
+
+Dates: a report's dates are whole weeks (``filters``), so a view over a range of weeks is the sum of
+week cells. It is checked twice: on the cube of that range (so that two views of the same range cannot
+be subtracted), and against the hidden weeks of the whole cube: a range that holds some of a view's
+hidden weeks but not all of them is hidden, since the difference with a neighbouring range would give
+one away."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
+
+from ..core.disclosure import ALL, Cube, Layout
+from . import facts
+from .filters import ReportFilters
+
+DIMS = ("campaign", "step", "country", "language", "channel", "week", "reason")
+MESSAGE_STAGES = ("targeted", "sent", "delivered", "read", "failed")
+PEOPLE_STAGES = ("replied", "opted_out")
+_UNKNOWN = object()  # the campaign of a step no message names
+LAYOUT = Layout(DIMS, nested={"step": "campaign"})
+COST = ("cost_messages", "cost_segments", "cost_replies")
+
+
+def reason_key(reason: str | None, code: int | None) -> str:
+    """A failure's reason as a value of the cube's last dimension (only ``failed`` is broken down by it)."""
+    return f"{reason or ''}:{code or ''}"
+
+
+def _counts(rows: Iterable[facts.OutRow]) -> dict[tuple, dict[str, int]]:
+    out: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        failed = r.status in facts.FAILED_STATUSES and not r.reply
+        v = out[(r.campaign, r.step, r.country, r.language, r.channel, r.week,
+                 reason_key(r.reason, r.code) if failed else None)]
+        if r.sent:
+            v["cost_messages"] += r.n
+            v["cost_segments"] += r.units
+            v["cost_replies"] += r.n if r.reply else 0
+        if r.reply:
+            continue
+        v["targeted"] += r.n
+        if r.sent:
+            v["sent"] += r.n
+        if r.status in facts.DELIVERED_STATUSES:
+            v["delivered"] += r.n
+        if r.status == "read":
+            v["read"] += r.n
+        if failed:
+            v["failed"] += r.n
+    return out
+
+
+def _published(cell: tuple, measure: str) -> bool:
+    """Only failures are shown by reason."""
+    return cell[-1] is ALL or measure == "failed"
+
+
+def _cube(counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set[int]]]) -> Cube:
+    return Cube(LAYOUT, counts=counts, people={k + (None,): v for k, v in people.items()}, published=_published)
+
+
+#: The last cubes built, by what they were built from: a page, its exports and the API answers of one state
+#: of the data share them (an attacker's thousand queries cost one build).
+_CACHE: OrderedDict[tuple, tuple[Cube, Cube | None]] = OrderedDict()
+_CACHE_SIZE = 16
+_LOCK = threading.Lock()
+
+
+def _cubes(counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set[int]]],
+           weeks: tuple[str, str] | None) -> tuple[Cube, Cube | None]:
+    key = (frozenset((k, frozenset(v.items())) for k, v in counts.items()),
+           frozenset((k, m, frozenset(who)) for k, v in people.items() for m, who in v.items()), weeks)
+    with _LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    whole, ranged = _cube(counts, people), None
+    if weeks is not None:
+        lo, hi = weeks
+        ranged = _cube({k: v for k, v in counts.items() if lo <= k[5] <= hi},
+                       {k: v for k, v in people.items() if lo <= k[5] <= hi})
+    with _LOCK:
+        _CACHE[key] = (whole, ranged)
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return whole, ranged
+
+
+class Guard:
+    """The cube for a viewer (their scope of countries) and the view's range of weeks."""
+
+    def __init__(self, f: ReportFilters, rows: list[facts.OutRow]):
+        """``rows``: the outbox of every campaign, at the finest grain (the rollups and the replies)."""
+        self.f = f
+        self._step_campaign = {r.step: r.campaign for r in rows if r.step is not None}
+        counts = _counts(r for r in rows if f.scope is None or r.country in f.scope)
+        people = facts.people_records(ReportFilters(scope=f.scope))
+        self.weeks = ("", "9999")
+        if f.date_from or f.date_to:
+            self.weeks = (f.date_from.isoformat() if f.date_from else "", f.date_to.isoformat() if f.date_to else "9999")
+        self.whole, self.ranged = _cubes(counts, people, self.weeks if f.date_from or f.date_to else None)
+
+    def _in_range(self, week) -> bool:
+        return self.weeks[0] <= week <= self.weeks[1]
+
+    def view(self, **extra) -> dict:
+        f = self.f
+        v = {"campaign": f.campaign_id, "step": f.step_id, "country": f.country, "language": f.language,
+             "channel": f.channel}
+        v = {k: x for k, x in v.items() if x is not None}
+        v.update(extra)
+        if "step" in v and "campaign" not in v:  # a step is broken down under its campaign
+            v["campaign"] = self._step_campaign.get(v["step"], _UNKNOWN)
+        return v
+
+    def _cell(self, cube: Cube, **extra) -> tuple:
+        return cube.cell(**self.view(**extra))
+
+    def cube(self) -> Cube:
+        return self.ranged or self.whole
+
+    def value(self, measure: str, **extra) -> int:
+        c = self.cube()
+        return c.value(self._cell(c, **extra), measure)
+
+    def hidden(self, measure: str, **extra) -> bool:
+        """Whether the view's count (or one row of its breakdown: ``extra``) is hidden."""
+        whole_cell = self._cell(self.whole, **extra)
+        if _UNKNOWN in whole_cell:
+            return True
+        if self.ranged is None:
+            return self.whole.is_hidden(whole_cell, measure)
+        if self.ranged.is_hidden(self._cell(self.ranged, **extra), measure):
+            return True
+        if extra.get("week", ALL) is not ALL:
+            return self.whole.is_hidden(whole_cell, measure)
+        # A range of weeks: hidden when it splits the view's hidden weeks, or when it is the whole view.
+        i = DIMS.index("week")
+        weeks = [(cell[i], cell) for cell in self._week_cells(whole_cell)]
+        hidden_in = {self._in_range(w) for w, cell in weeks if self.whole.is_hidden(cell, measure)}
+        if len(hidden_in) > 1:
+            return True
+        nonzero = [w for w, cell in weeks if self.whole.value(cell, measure)]
+        return all(self._in_range(w) for w in nonzero) and self.whole.is_hidden(whole_cell, measure)
+
+    def _week_cells(self, cell: tuple) -> list[tuple]:
+        i = DIMS.index("week")
+        if not hasattr(self, "_by_line"):
+            self._by_line: dict[tuple, list[tuple]] = defaultdict(list)
+            for c in self.whole.values:
+                if c[i] is not ALL:
+                    self._by_line[c[:i] + (ALL,) + c[i + 1:]].append(c)
+        return self._by_line.get(cell, [])
+
+    def shown(self, measure: str, **extra) -> int | str:
+        return "<5" if self.hidden(measure, **extra) else self.value(measure, **extra)
+
+    def keys(self, dim: str) -> list:
+        """The values of ``dim`` that have counts under the view (the rows of a breakdown by it)."""
+        c = self.cube()
+        base = self._cell(c)
+        i = DIMS.index(dim)
+        if base[i] is not ALL:  # the view is already one value of it
+            return [base[i]]
+        out = []
+        for cell in c.values:
+            if cell[i] is ALL or any(cell[j] != base[j] for j in range(len(DIMS)) if j != i):
+                continue
+            out.append(cell[i])
+        return out

@@ -140,7 +140,7 @@ def test_partner_registers_a_contact_for_their_organisation(app, make_user, logi
     r = client.post("/contacts/new", data={"phone": "5551 0888", "country": "GT", "language": "es",
                                            "channels": ["sms"], "consent_source": "form",
                                            "consent_date": "2026-11-20"})
-    assert r.status_code == 302
+    assert r.status_code == 302 and r.headers["Location"].endswith("/contacts")  # to their registrations
     contact = db.session.scalar(sa.select(Contact))
     assert contact.registered_by_partner_id == partner.partner_id
     assert db.session.scalar(sa.select(ConsentEvent.source)) == "partner_registration"

@@ -22,6 +22,11 @@ def build_spec() -> dict:
     ref = {"$ref": "#/components/schemas/Error"}
     errors = {"401": {"description": "No valid token", "content": {"application/json": {"schema": ref}}},
               "403": {"description": "Role not allowed", "content": {"application/json": {"schema": ref}}}}
+    registration = {"type": "object", "properties": {
+        "reference": {"type": "string", "example": "R-7K3M9QXA"}, "status": {"type": "string", "enum": ["received"]},
+        "country": {"type": "string"}, "language": {"type": "string"},
+        "channels": {"type": "array", "items": {"type": "string"}}, "created_at": {"type": "string",
+                                                                               "format": "date-time"}}}
     spec.path(path="/api/v1/contacts", operations={
         "get": {"summary": "List contacts", "security": [{"bearer": []}],
                 "parameters": [
@@ -40,9 +45,21 @@ def build_spec() -> dict:
                      "schema": {"$ref": "#/components/schemas/ContactCreate"}}}},
                  "responses": {"201": {"description": "Created", "content": {"application/json": {
                      "schema": {"$ref": "#/components/schemas/ContactOut"}}}},
+                     "202": {"description": (
+                         "Partners: the registration was received. The same answer whether the number was new, "
+                         "already known or erased, so that nobody can test who is in the programme"),
+                         "content": {"application/json": {"schema": registration}}},
                      "400": {"description": "Invalid", "content": {"application/json": {"schema": ref}}},
-                     "409": {"description": "Number taken or erased", "content": {"application/json": {"schema": ref}}},
+                     "409": {"description": "Staff only: number taken or erased",
+                             "content": {"application/json": {"schema": ref}}},
                      **errors}},
+    })
+    spec.path(path="/api/v1/registrations", operations={
+        "get": {"summary": "Partners: their organisation's registrations, newest first", "security": [{"bearer": []}],
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}}],
+                "responses": {"200": {"description": "Registrations", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "data": {"type": "array", "items": registration}}}}}}, **errors}},
     })
     spec.path(path="/api/v1/contacts/{contact_id}", operations={
         "get": {"summary": "One contact", "security": [{"bearer": []}],

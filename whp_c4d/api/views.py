@@ -72,6 +72,8 @@ def contacts_create():
     consent = data["consent"]
     consent_at = datetime.combine(consent["date"], time(12), tzinfo=UTC) if consent.get("date") else None
     partner_id = g.user.partner_id if g.user.role == "partner" else None
+    if partner_id is not None:
+        return _register_for_partner(data, consent_at)
     try:
         contact = audience.create_contact(
             phone=data["phone"], country=data.get("country"), language=data["language"],
@@ -86,6 +88,39 @@ def contacts_create():
         return jsonify(error=exc.code, message=exc.message), status
     db.session.commit()
     return jsonify(_out(contact)), 201, {"Location": url_for("api.contacts_get", contact_id=contact.id)}
+
+
+def _registration_out(r) -> dict:
+    return {"reference": r.reference, "status": "received", "country": r.country, "language": r.language,
+            "channels": list(r.channels), "created_at": r.created_at.isoformat().replace("+00:00", "Z")}
+
+
+def _register_for_partner(data: dict, consent_at):
+    """Partners get the same receipt (202) whether the number was new, known or erased."""
+    consent = data["consent"]
+    try:
+        registration = audience.register_for_partner(
+            partner_id=g.user.partner_id, phone=data["phone"], country=data.get("country"),
+            language=data["language"], channels=data["channels"], tags=data.get("tags") or [],
+            timezone=data.get("timezone"), actor=g.user,
+            consent=audience.ConsentInput(source="partner_registration", at=consent_at,
+                                          notice_version=consent.get("notice_version")))
+    except ServiceError as exc:
+        db.session.rollback()
+        return jsonify(error=exc.code, message=exc.message), 400
+    db.session.commit()
+    return jsonify(_registration_out(registration)), 202
+
+
+@bp.get("/registrations")
+@requires("contacts.create")
+def registrations_list():
+    """A partner's registrations, newest first (partners see these instead of contacts)."""
+    if g.user.role != "partner":
+        return jsonify(data=[])
+    limit = min(max(request.args.get("limit", 50, type=id_arg), 1), MAX_PAGE)
+    rows = db.session.scalars(audience.partner_registrations(g.user.partner_id).limit(limit)).all()
+    return jsonify(data=[_registration_out(r) for r in rows])
 
 
 @bp.get("/contacts/<int:contact_id>")

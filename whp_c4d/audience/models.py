@@ -153,3 +153,25 @@ class SuppressionEntry(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     number_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PartnerRegistration(db.Model):
+    """A partner's receipt for registering a person: what they were told, kept apart from the contact.
+
+    Partners see their registrations, never the contacts behind them, and a registration is answered
+    the same way whether the number was new, already known to the programme or erased at the person's
+    request: none of those is ever told (no membership oracle). No number is kept here."""
+
+    __tablename__ = "partner_registration"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(sa.String(12), unique=True)
+    partner_id: Mapped[int] = mapped_column(sa.ForeignKey("partner_organisation.id", ondelete="CASCADE"),
+                                            index=True)
+    # The contact registered or recognised; none when the number had been erased (or once it is).
+    contact_id: Mapped[int | None] = mapped_column(sa.ForeignKey("contact.id", ondelete="SET NULL"), index=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id", ondelete="SET NULL"))
+    country: Mapped[str] = mapped_column(sa.String(2))
+    language: Mapped[str] = mapped_column(sa.String(8))
+    channels: Mapped[list[str]] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -17,7 +17,7 @@ from ..core.crypto import keys
 from ..core.errors import ServiceError
 from ..core.models import utcnow
 from ..core.permissions import ROLES_SEEING_NUMBERS
-from ..core.signals import consent_withdrawn
+from ..core.signals import consent_withdrawn, contact_erasing
 from ..extensions import db
 from .models import (
     CHANNELS,
@@ -26,6 +26,7 @@ from .models import (
     Contact,
     ContactChannel,
     ContentLanguage,
+    PartnerRegistration,
     PhoneNumber,
     SuppressionEntry,
     Tag,
@@ -60,8 +61,8 @@ def visible_contacts(user: User) -> sa.Select:
     """Contacts a user may see: partners their organisation's registrations, limited officers their
     countries, everybody else all."""
     q = sa.select(Contact)
-    if user.role == "partner":
-        q = q.where(Contact.registered_by_partner_id == user.partner_id)
+    if user.role == "partner":  # partners see their registrations (``partner_registrations``), never contacts
+        q = q.where(sa.false())
     elif user.role == "officer" and user.countries:
         q = q.where(Contact.country.in_(user.countries))
     return q
@@ -179,6 +180,63 @@ def create_contact(*, phone: str, country: str | None, language: str, channels: 
                        notice_version=consent.notice_version, purposes=consent.purposes)
     audit("contact.created", actor, target_type="contact", target_id=contact.id, source=consent.source)
     return contact
+
+
+def register_for_partner(*, partner_id: int, phone: str, country: str | None, language: str,
+                         channels: Iterable[str], consent: ConsentInput, actor: User | None,
+                         tags: Iterable[str] = (), timezone: str | None = None) -> PartnerRegistration:
+    """A partner registers a person. The answer is the same receipt whether the number is new (a contact
+    is created), already known (the partner's consent is added on each channel where the person has not
+    opted out: a STOP is never overridden by someone else) or was erased (nothing about the person is
+    kept). Invalid input is refused as for anyone, since it says nothing about who is in the programme."""
+    language = check_language(language)
+    country = check_country(country) if country else None
+    parsed = parse_number(phone, country)
+    channels = _check_channels(channels)
+    if timezone and not phones.is_timezone(timezone):
+        raise ServiceError("unknown_timezone", value=timezone)
+    contact = None
+    if not is_suppressed(parsed.e164):
+        contact = find_by_number(parsed.e164)
+        if contact is None:
+            contact = create_contact(phone=phone, country=country, language=language, channels=channels,
+                                     consent=consent, actor=actor, tags=tags, timezone=timezone,
+                                     partner_id=partner_id)
+        else:
+            for channel in channels:
+                state = contact.channel(channel)
+                if state is None or state.opted_out_at is None:
+                    record_consent(contact, channel, granted=True, source=consent.source, actor=actor,
+                                   at=consent.at, notice_version=consent.notice_version,
+                                   purposes=consent.purposes)
+    registration = PartnerRegistration(
+        reference=_new_reference(), partner_id=partner_id, contact_id=contact.id if contact else None,
+        user_id=actor.id if actor else None, country=country or parsed.country, language=language,
+        channels=channels)
+    db.session.add(registration)
+    db.session.flush()
+    audit("contact.registered_by_partner", actor, target_type="partner_registration", target_id=registration.id)
+    return registration
+
+
+def _new_reference() -> str:
+    while True:
+        candidate = "R-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(8))
+        if not db.session.scalar(sa.select(PartnerRegistration.id).where(PartnerRegistration.reference == candidate)):
+            return candidate
+
+
+def partner_registrations(partner_id: int) -> sa.Select:
+    """A partner's registrations, newest first (what partners see instead of contacts)."""
+    return (sa.select(PartnerRegistration).where(PartnerRegistration.partner_id == partner_id)
+            .order_by(PartnerRegistration.id.desc()))
+
+
+@contact_erasing.connect
+def _forget_registrations(_sender, *, contact_id: int, **_kw) -> None:
+    """The receipt stays with the partner; the link to the person goes."""
+    db.session.execute(sa.update(PartnerRegistration).where(PartnerRegistration.contact_id == contact_id)
+                       .values(contact_id=None).execution_options(synchronize_session=False))
 
 
 def _check_channels(channels: Iterable[str]) -> list[str]:

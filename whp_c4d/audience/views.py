@@ -67,6 +67,8 @@ def _filters_from_args(args) -> dict:
 @bp.get("/contacts")
 @requires("contacts.view")
 def contacts():
+    if g.user.role == "partner":
+        return _registrations()
     filters = _filters_from_args(request.args)
     q = segment_service.members(g.user, filters)
     search = request.args.get("q", "").strip()
@@ -91,6 +93,17 @@ def contacts():
     )
 
 
+def _registrations():
+    """What partners see instead of contacts: their organisation's registrations, each as it was answered
+    (the same whether the person was new, known or erased)."""
+    page = page_arg(request.args)
+    q = services.partner_registrations(g.user.partner_id)
+    total = db.session.scalar(q.with_only_columns(sa.func.count()).order_by(None))
+    rows = db.session.scalars(q.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    return render_template("audience/registrations.html", registrations=rows, total=total, page=page,
+                           more=page * PAGE_SIZE < total)
+
+
 def _contact_form() -> ContactForm:
     form = ContactForm()
     form.country.choices = all_countries()
@@ -113,6 +126,8 @@ def contact_new():
     if form.validate_on_submit():
         source = "partner_registration" if g.user.role == "partner" else form.consent_source.data
         consent_at = datetime.combine(form.consent_date.data, time(12), tzinfo=UTC)
+        if g.user.role == "partner":
+            return _register_for_partner(form, consent_at)
         try:
             contact = services.create_contact(
                 phone=form.phone.data, country=form.country.data, language=form.language.data,
@@ -131,6 +146,26 @@ def contact_new():
             flash(_("Contact %(pseudonym)s registered.", pseudonym=contact.pseudonym), "success")
             return redirect(url_for("audience.contact_detail", contact_id=contact.id))
     return render_template("audience/contact_new.html", form=form), (400 if form.errors else 200)
+
+
+def _register_for_partner(form: ContactForm, consent_at: datetime):
+    try:
+        registration = services.register_for_partner(
+            partner_id=g.user.partner_id, phone=form.phone.data, country=form.country.data,
+            language=form.language.data, channels=form.channels.data, tags=(form.tags.data or "").split(";"),
+            actor=g.user, consent=services.ConsentInput(source="partner_registration", at=consent_at,
+                                                        notice_version=form.notice_version.data))
+    except ServiceError as exc:
+        db.session.rollback()
+        if exc.code == "invalid_phone":
+            form.phone.errors = [exc.message]
+        else:
+            flash(exc.message, "error")
+        return render_template("audience/contact_new.html", form=form), 400
+    db.session.commit()
+    flash(_("Registration %(reference)s received. Thank you: the person will get the messages they agreed to, "
+            "unless they have asked us to stop.", reference=registration.reference), "success")
+    return redirect(url_for("audience.contacts"))
 
 
 @bp.get("/contacts/<int:contact_id>")

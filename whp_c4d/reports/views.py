@@ -10,7 +10,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ..audience.models import ContactChannel
+from ..audience.models import ContactChannel, PartnerRegistration
 from ..audience.services import enabled_languages, visible_contacts
 from ..auth.services import audit
 from ..campaigns.models import Campaign
@@ -49,6 +49,8 @@ def _grouped(column) -> list[tuple[str, str]]:
 @bp.get("/")
 @requires("dashboard.view")
 def dashboard():
+    if g.user.role == "partner":  # their registrations, never contacts (see audience.register_for_partner)
+        return _partner_dashboard()
     scoped = visible_contacts(g.user).subquery()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(scoped))
     reach = db.session.execute(
@@ -74,6 +76,20 @@ def dashboard():
         reach=[(ch, cell(ok), cell(out)) for ch, ok, out in reach], summary=summary, chart=charts.for_table,
         num=tables.display,
     )
+
+
+def _partner_dashboard():
+    r = PartnerRegistration
+    mine = r.partner_id == g.user.partner_id
+
+    def grouped(column) -> list[tuple[str, int]]:
+        return list(db.session.execute(sa.select(column, sa.func.count()).where(mine).group_by(column)
+                                       .order_by(sa.func.count().desc(), column)).all())
+
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(r).where(mine))
+    return render_template("reports/dashboard.html", registrations=True, total=total, inbound_only=None,
+                           by_country=grouped(r.country), by_language=grouped(r.language), reach=[], summary=None,
+                           chart=charts.for_table, num=tables.display)
 
 
 # --- report pages --------------------------------------------------------------------------------------

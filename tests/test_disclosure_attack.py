@@ -222,3 +222,61 @@ def test_no_filter_combination_gives_a_small_count_away(app, client, small_place
         assert [str(api["total"][s]) for s in ADDITIVE[:4]] == total_row[1:5]
         page = client.get("/reports", query_string=view).get_data(as_text=True)
         assert page.count("&lt;5") >= sum(1 for s in ADDITIVE if api["total"][s] == "<5")
+
+
+def test_no_feedback_filter_combination_gives_a_small_count_away(app, client, make_user, api_token):
+    """The same attack on the feedback report: by type, country, month and source under every filter."""
+    from whp_c4d.feedback.models import FeedbackItem
+
+    truth: dict[tuple, int] = defaultdict(int)
+    plan = [("GT", "es", "sms", 12), ("HN", "es", "sms", 3), ("SV", "es", "whatsapp", 2), ("HT", "ht", "sms", 6),
+            ("HT", "ht", "whatsapp", 1)]
+    n = 0
+    for country, language, channel, size in plan:
+        for _ in range(size):
+            week = MONDAY + timedelta(days=7 * (n % 2))
+            kind = ("question", "observation", None)[n % 3]
+            db.session.add(FeedbackItem(source="message", text="¿Dónde pido cita?", country=country,
+                                        language=language, channel=channel, received_at=week, updated_at=week,
+                                        type=kind))
+            truth[(country, language, channel, week.date().isoformat(), kind or "")] += 1
+            n += 1
+    db.session.commit()
+    headers = api_token(make_user("evaluator"))
+    base = sorted(truth, key=repr)
+    weeks = [(None, None), ("2026-03-02", "2026-03-08"), ("2026-03-09", "2026-03-15")]
+    seen: dict[tuple, object] = {}
+    for country, language, channel, (start, end) in product((None, "GT", "HN", "SV", "HT"), (None, "es", "ht"),
+                                                            (None, "sms", "whatsapp"), weeks):
+        view = {k: v for k, v in {"country": country, "language": language, "channel": channel, "from": start,
+                                  "to": end}.items() if v is not None}
+        body = client.get("/api/v1/reports/feedback", query_string=view, headers=headers).get_json()
+        cells = [((), body["total"])]
+        cells += [((("type", "" if k == "not_coded" else k),), v) for k, v in body["by_type"].items()]
+        cells += [((("country", k),), v) for k, v in body["by_country"].items()]
+        for key, shown in cells:
+            def counts(b, key=key, view=view):
+                c, lang, ch, week, kind = b
+                if any(view.get(name) not in (None, value) for name, value in
+                       (("country", c), ("language", lang), ("channel", ch))):
+                    return False
+                if "from" in view and not (view["from"] <= week <= view["to"]):
+                    return False
+                return all({"type": kind, "country": c}[d] == v for d, v in key)
+
+            vector = tuple(int(counts(b)) for b in base)
+            true = sum(truth[b] for b, v in zip(base, vector, strict=True) if v)
+            if shown != "<5":
+                assert shown == true, (view, key)
+                seen[vector] = shown
+            else:
+                seen.setdefault(vector, shown)
+    span = Span(len(base))
+    for vector, value in seen.items():
+        if value != "<5":
+            span.add(list(vector))
+    derived = [(vector, sum(truth[b] for b, v in zip(base, vector, strict=True) if v)) for vector, value in seen.items()
+               if value == "<5" and 0 < sum(truth[b] for b, v in zip(base, vector, strict=True) if v) < 5
+               and span.derives(list(vector))]
+    assert not derived, derived[:5]
+    assert sum(1 for v in seen.values() if v == "<5") > 10

@@ -71,12 +71,13 @@ def reports_feedback():
         return _validation_error(errors)
     r = queries.feedback(f, g.user)
 
-    def counts(values: dict) -> dict:
-        return {(k if k != NOT_CODED else "not_coded"): shown(n) for k, n in values.items()}
+    def counts(dim: str, values: dict) -> dict:
+        return {(k if k != NOT_CODED else "not_coded"): r.guard.shown("items", **{dim: k}) for k in values}
 
-    return jsonify(filters=f.args(), small_cells_suppressed=True, total=shown(r.total), by_type=counts(r.by_type),
-                   by_topic=counts(r.by_topic), by_country=counts(r.by_country), by_month=counts(r.by_month),
-                   by_source=counts(r.by_source), rumours=shown(r.rumours_total))
+    return jsonify(filters=f.args(), small_cells_suppressed=True, total=r.guard.shown("items"),
+                   by_type=counts("type", r.by_type), by_topic=counts("topic", r.by_topic),
+                   by_country=counts("country", r.by_country), by_month=counts("month", r.by_month),
+                   by_source=counts("source", r.by_source), rumours=shown(r.rumours_total))
 
 
 def _report_paths(spec: APISpec, errors: dict, ref: dict) -> None:

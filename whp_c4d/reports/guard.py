@@ -1,71 +1,32 @@
-"""Which engagement and cost counts a report may show, whatever view of them is asked for.
+"""Which report counts may be shown, whatever view of them is asked for.
 
 Every count of the engagement reports (the funnel, its breakdowns, failures by reason, units sent) is a
-cell of one cube over every campaign (``core.disclosure``): campaign › step, country, language, channel
-and week, with the funnel's stages, each failure reason and the units as measures. Hidden cells are
-chosen on the whole cube, so the same cells are hidden in every view, page, export and API answer.
+cell of one cube over every campaign (``core.disclosure``): campaign › step, country, language, channel,
+week and failure reason, with the funnel's stages and the units as measures. Feedback counts are a cube
+of campaign, country, language, channel and week, with type, topic, source and month shown one at a
+time. Hidden cells are chosen on the whole cube, so the same cells are hidden in every view, page, export
+and API answer.
 
 Dates: a report's dates are whole weeks (``filters``), so a view over a range of weeks is the sum of
 week cells. It is checked twice: on the cube of that range (so that two views of the same range cannot
 be subtracted), and against the hidden weeks of the whole cube: a range that holds some of a view's
 hidden weeks but not all of them is hidden, since the difference with a neighbouring range would give
-one away."""
+one away; so is a range that holds every week of a hidden view."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+import sqlalchemy as sa
 
 from ..core.disclosure import ALL, Cube, Layout
+from ..extensions import db
 from . import facts
 from .filters import ReportFilters
 
-DIMS = ("campaign", "step", "country", "language", "channel", "week", "reason")
-MESSAGE_STAGES = ("targeted", "sent", "delivered", "read", "failed")
-PEOPLE_STAGES = ("replied", "opted_out")
 _UNKNOWN = object()  # the campaign of a step no message names
-LAYOUT = Layout(DIMS, nested={"step": "campaign"})
-COST = ("cost_messages", "cost_segments", "cost_replies")
-
-
-def reason_key(reason: str | None, code: int | None) -> str:
-    """A failure's reason as a value of the cube's last dimension (only ``failed`` is broken down by it)."""
-    return f"{reason or ''}:{code or ''}"
-
-
-def _counts(rows: Iterable[facts.OutRow]) -> dict[tuple, dict[str, int]]:
-    out: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in rows:
-        failed = r.status in facts.FAILED_STATUSES and not r.reply
-        v = out[(r.campaign, r.step, r.country, r.language, r.channel, r.week,
-                 reason_key(r.reason, r.code) if failed else None)]
-        if r.sent:
-            v["cost_messages"] += r.n
-            v["cost_segments"] += r.units
-            v["cost_replies"] += r.n if r.reply else 0
-        if r.reply:
-            continue
-        v["targeted"] += r.n
-        if r.sent:
-            v["sent"] += r.n
-        if r.status in facts.DELIVERED_STATUSES:
-            v["delivered"] += r.n
-        if r.status == "read":
-            v["read"] += r.n
-        if failed:
-            v["failed"] += r.n
-    return out
-
-
-def _published(cell: tuple, measure: str) -> bool:
-    """Only failures are shown by reason."""
-    return cell[-1] is ALL or measure == "failed"
-
-
-def _cube(counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set[int]]]) -> Cube:
-    return Cube(LAYOUT, counts=counts, people={k + (None,): v for k, v in people.items()}, published=_published)
-
 
 #: The last cubes built, by what they were built from: a page, its exports and the API answers of one state
 #: of the data share them (an attacker's thousand queries cost one build).
@@ -74,51 +35,52 @@ _CACHE_SIZE = 16
 _LOCK = threading.Lock()
 
 
-def _cubes(counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set[int]]],
-           weeks: tuple[str, str] | None) -> tuple[Cube, Cube | None]:
-    key = (frozenset((k, frozenset(v.items())) for k, v in counts.items()),
-           frozenset((k, m, frozenset(who)) for k, v in people.items() for m, who in v.items()), weeks)
-    with _LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
-    whole, ranged = _cube(counts, people), None
-    if weeks is not None:
-        lo, hi = weeks
-        ranged = _cube({k: v for k, v in counts.items() if lo <= k[5] <= hi},
-                       {k: v for k, v in people.items() if lo <= k[5] <= hi})
-    with _LOCK:
-        _CACHE[key] = (whole, ranged)
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return whole, ranged
+def _frozen(counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set[int]]]) -> tuple:
+    return (frozenset((k, frozenset(v.items())) for k, v in counts.items()),
+            frozenset((k, m, frozenset(who)) for k, v in people.items() for m, who in v.items()))
 
 
 class Guard:
-    """The cube for a viewer (their scope of countries) and the view's range of weeks."""
+    """A report's cube for a viewer (their scope of countries) and the view's range of weeks."""
 
-    def __init__(self, f: ReportFilters, rows: list[facts.OutRow]):
-        """``rows``: the outbox of every campaign, at the finest grain (the rollups and the replies)."""
+    layout: Layout
+    published: Callable[[tuple, str], bool] | None = None
+
+    def __init__(self, f: ReportFilters, counts: dict[tuple, dict[str, int]],
+                 people: dict[tuple, dict[str, set[int]]] | None = None):
         self.f = f
-        self._step_campaign = {r.step: r.campaign for r in rows if r.step is not None}
-        counts = _counts(r for r in rows if f.scope is None or r.country in f.scope)
-        people = facts.people_records(ReportFilters(scope=f.scope))
-        self.weeks = ("", "9999")
-        if f.date_from or f.date_to:
-            self.weeks = (f.date_from.isoformat() if f.date_from else "", f.date_to.isoformat() if f.date_to else "9999")
-        self.whole, self.ranged = _cubes(counts, people, self.weeks if f.date_from or f.date_to else None)
+        people = people or {}
+        self.week = self.layout.dims.index("week")
+        self.weeks = (f.date_from.isoformat() if f.date_from else "", f.date_to.isoformat() if f.date_to else "9999")
+        ranged = bool(f.date_from or f.date_to)
+        key = (type(self).__name__, _frozen(counts, people), self.weeks if ranged else None)
+        with _LOCK:
+            found = _CACHE.get(key)
+            if found is not None:
+                _CACHE.move_to_end(key)
+        if found is None:
+            w = self.week
+            found = (self._cube(counts, people),
+                     self._cube({k: v for k, v in counts.items() if self._in_range(k[w])},
+                                {k: v for k, v in people.items() if self._in_range(k[w])}) if ranged else None)
+            with _LOCK:
+                _CACHE[key] = found
+                while len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.popitem(last=False)
+        self.whole, self.ranged = found
+
+    def _cube(self, counts, people) -> Cube:
+        return Cube(self.layout, counts=counts, people=people, published=self.published)
 
     def _in_range(self, week) -> bool:
         return self.weeks[0] <= week <= self.weeks[1]
 
     def view(self, **extra) -> dict:
+        """The view's dimension values (the filters), with ``extra`` (a row of a breakdown)."""
         f = self.f
-        v = {"campaign": f.campaign_id, "step": f.step_id, "country": f.country, "language": f.language,
-             "channel": f.channel}
-        v = {k: x for k, x in v.items() if x is not None}
+        v = {"campaign": f.campaign_id, "country": f.country, "language": f.language, "channel": f.channel}
+        v = {k: x for k, x in v.items() if x is not None and k in self.layout.dims}
         v.update(extra)
-        if "step" in v and "campaign" not in v:  # a step is broken down under its campaign
-            v["campaign"] = self._step_campaign.get(v["step"], _UNKNOWN)
         return v
 
     def _cell(self, cube: Cube, **extra) -> tuple:
@@ -142,9 +104,7 @@ class Guard:
             return True
         if extra.get("week", ALL) is not ALL:
             return self.whole.is_hidden(whole_cell, measure)
-        # A range of weeks: hidden when it splits the view's hidden weeks, or when it is the whole view.
-        i = DIMS.index("week")
-        weeks = [(cell[i], cell) for cell in self._week_cells(whole_cell)]
+        weeks = [(cell[self.week], cell) for cell in self._week_cells(whole_cell)]
         hidden_in = {self._in_range(w) for w, cell in weeks if self.whole.is_hidden(cell, measure)}
         if len(hidden_in) > 1:
             return True
@@ -152,7 +112,7 @@ class Guard:
         return all(self._in_range(w) for w in nonzero) and self.whole.is_hidden(whole_cell, measure)
 
     def _week_cells(self, cell: tuple) -> list[tuple]:
-        i = DIMS.index("week")
+        i = self.week
         if not hasattr(self, "_by_line"):
             self._by_line: dict[tuple, list[tuple]] = defaultdict(list)
             for c in self.whole.values:
@@ -167,12 +127,102 @@ class Guard:
         """The values of ``dim`` that have counts under the view (the rows of a breakdown by it)."""
         c = self.cube()
         base = self._cell(c)
-        i = DIMS.index(dim)
+        dims = self.layout.dims
+        i = dims.index(dim)
         if base[i] is not ALL:  # the view is already one value of it
             return [base[i]]
         out = []
         for cell in c.values:
-            if cell[i] is ALL or any(cell[j] != base[j] for j in range(len(DIMS)) if j != i):
+            if cell[i] is ALL or any(cell[j] != base[j] for j in range(len(dims)) if j != i):
                 continue
             out.append(cell[i])
         return out
+
+
+# --- engagement and cost ---------------------------------------------------------------------------------
+
+def reason_key(reason: str | None, code: int | None) -> str:
+    """A failure's reason as a value of the cube's last dimension (only ``failed`` is broken down by it)."""
+    return f"{reason or ''}:{code or ''}"
+
+
+def _engagement_counts(rows: Iterable[facts.OutRow]) -> dict[tuple, dict[str, int]]:
+    out: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        failed = r.status in facts.FAILED_STATUSES and not r.reply
+        v = out[(r.campaign, r.step, r.country, r.language, r.channel, r.week,
+                 reason_key(r.reason, r.code) if failed else None)]
+        if r.sent:
+            v["cost_messages"] += r.n
+            v["cost_segments"] += r.units
+            v["cost_replies"] += r.n if r.reply else 0
+        if r.reply:
+            continue
+        v["targeted"] += r.n
+        if r.sent:
+            v["sent"] += r.n
+        if r.status in facts.DELIVERED_STATUSES:
+            v["delivered"] += r.n
+        if r.status == "read":
+            v["read"] += r.n
+        if failed:
+            v["failed"] += r.n
+    return out
+
+
+class EngagementGuard(Guard):
+    layout = Layout(("campaign", "step", "country", "language", "channel", "week", "reason"),
+                    nested={"step": "campaign"})
+
+    @staticmethod
+    def published(cell: tuple, measure: str) -> bool:
+        """Only failures are shown by reason."""
+        return cell[-1] is ALL or measure == "failed"
+
+    def __init__(self, f: ReportFilters, rows: list[facts.OutRow]):
+        """``rows``: the outbox of every campaign, at the finest grain (the rollups and the replies)."""
+        self._step_campaign = {r.step: r.campaign for r in rows if r.step is not None}
+        counts = _engagement_counts(r for r in rows if f.scope is None or r.country in f.scope)
+        people = {k + (None,): v for k, v in facts.people_records(ReportFilters(scope=f.scope)).items()}
+        super().__init__(f, counts, people)
+
+    def view(self, **extra) -> dict:
+        v = super().view(**({"step": self.f.step_id} if self.f.step_id else {}) | extra)
+        if "step" in v and "campaign" not in v:  # a step is broken down under its campaign
+            v["campaign"] = self._step_campaign.get(v["step"], _UNKNOWN)
+        return v
+
+
+# --- feedback --------------------------------------------------------------------------------------------
+
+#: The breakdowns a feedback report shows, one at a time (never crossed with each other).
+FEEDBACK_BREAKDOWNS = ("type", "topic", "source", "month")
+
+
+class FeedbackGuard(Guard):
+    layout = Layout(("campaign", "step", "country", "language", "channel", "week") + FEEDBACK_BREAKDOWNS,
+                    nested={"step": "campaign"})
+
+    @staticmethod
+    def published(cell: tuple, measure: str) -> bool:
+        return sum(v is not ALL for v in cell[6:]) <= 1
+
+    def __init__(self, f: ReportFilters):
+        from ..feedback.models import FeedbackItem, FeedbackTopic
+
+        fi = FeedbackItem
+        week, month = facts.week_of(fi.received_at), facts.month_of(fi.received_at)
+        keys = [fi.campaign_id, fi.step_id, fi.country, fi.language, fi.channel, week, month, fi.type, FeedbackTopic.code,
+                fi.source]
+        q = (sa.select(*keys, sa.func.count()).select_from(fi)
+             .join(FeedbackTopic, FeedbackTopic.id == fi.topic_id, isouter=True)
+             .where(*ReportFilters(scope=f.scope).country_allowed(fi.country)).group_by(*keys))
+        counts: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for campaign, step, country, language, channel, w, m, kind, topic, source, n in db.session.execute(q):
+            key = (campaign, step, country, language, channel, facts.day_key(w), kind or "", topic or "", source,
+                   facts.day_key(m)[:7])
+            counts[key]["items"] += n
+        super().__init__(f, counts)
+
+    def view(self, **extra) -> dict:
+        return super().view(**({"step": self.f.step_id} if self.f.step_id else {}) | extra)

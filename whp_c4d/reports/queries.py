@@ -88,7 +88,7 @@ class Engagement:
     cost: dict[tuple[int | None, str, str], CostUnits]  # (campaign, country, channel) -> units sent
     names: dict[str, dict]  # dimension -> {key: name} for campaigns, {key: (step key, position)} for steps
     as_of: datetime | None = None  # the oldest rollup used, when one no longer matches the outbox
-    guard: guard.Guard | None = None  # which counts may be shown (every one of them, in every view)
+    guard: guard.EngagementGuard | None = None  # which counts may be shown (every one of them, in every view)
 
     def shown(self, stage: str, dim: str | None = None, key=None) -> int | str:
         """A count of the view (or of one row of a breakdown) as every report shows it."""
@@ -131,7 +131,7 @@ def engagement(f: ReportFilters, dimensions: Sequence[str] = ("campaign",)) -> E
             reasons[(row.reason, row.code)] += row.n
 
     # People come from the guard's cube, so that what is shown is what was checked.
-    g = guard.Guard(f, everything)
+    g = guard.EngagementGuard(f, everything)
     total.replied, total.opted_out = g.value("replied"), g.value("opted_out")
     for d in dims:
         for key in g.keys(d):
@@ -209,6 +209,7 @@ class FeedbackReport:
     rumours: list[RumourRow]
     rumours_total: int
     rumours_hidden: int  # sensitive ones the viewer may not read (counted, not listed)
+    guard: guard.FeedbackGuard | None = None  # which counts may be shown
 
 
 def _feedback_filters(f: ReportFilters) -> list:
@@ -269,7 +270,8 @@ def feedback(f: ReportFilters, user: User, *, rumour_limit: int = RUMOUR_LIST_LI
                       status=i.status) for i in items]
     return FeedbackReport(total=sum(by_type.values()), by_type=by_type, by_topic=by_topic, by_country=by_country,
                           by_month=dict(sorted(by_month.items())), by_source=by_source, topics=topics,
-                          rumours=rows, rumours_total=rumours_total, rumours_hidden=rumours_total - visible_count)
+                          rumours=rows, rumours_total=rumours_total, rumours_hidden=rumours_total - visible_count,
+                          guard=guard.FeedbackGuard(f))
 
 
 @dataclass
@@ -406,7 +408,7 @@ class CostReport:
     messages: int
     segments: int
     missing_prices: list[tuple[str, str]] = field(default_factory=list)
-    guard: guard.Guard | None = None  # which counts may be shown
+    guard: guard.EngagementGuard | None = None  # which counts may be shown
 
 
 def cost(f: ReportFilters, report: Engagement | None = None) -> CostReport:

@@ -214,10 +214,12 @@ def poll_tables(results: list[PollResults]) -> list[Table]:
 # --- feedback ------------------------------------------------------------------------------------------
 
 def feedback_tables(fr: FeedbackReport, locale: str, *, rumours: bool = True) -> list[Table]:
-    def counts(key: str, title: str, head: str, items, chart: str = "bars") -> Table:
+    g = fr.guard
+
+    def counts(key: str, title: str, head: str, dim: str, items, chart: str = "bars") -> Table:
         t = Table(key, title, [head, _("Items")], chart=chart, numeric=frozenset({1}))
-        t.rows = [[label, shown(n)] for label, n in items]
-        t.total = [_("Total"), shown(fr.total)]
+        t.rows = [[label, g.shown("items", **{dim: k})] for k, label in items]
+        t.total = [_("Total"), g.shown("items")]
         return t
 
     def topic(code: str) -> str:
@@ -225,16 +227,16 @@ def feedback_tables(fr: FeedbackReport, locale: str, *, rumours: bool = True) ->
 
     not_coded = _("Not coded yet")
     tables = [
-        counts("feedback_by_type", _("Feedback by type"), _("Type"),
-               [(str(TYPE_LABELS[k]) if k != NOT_CODED else not_coded, n) for k, n in fr.by_type.items()]),
-        counts("feedback_by_topic", _("Feedback by topic"), _("Topic"),
-               [(topic(k) if k != NOT_CODED else _("No topic yet"), n) for k, n in fr.by_topic.items()]),
-        counts("feedback_by_country", _("Feedback by country"), _("Country"),
-               [(country_name(k), n) for k, n in fr.by_country.items()]),
-        counts("feedback_by_month", _("Feedback over time"), _("Month"),
-               [(format_date(date.fromisoformat(k + "-01"), "MMM y"), n) for k, n in fr.by_month.items()], "columns"),
-        counts("feedback_by_source", _("Feedback by source"), _("Source"),
-               [(str(SOURCE_LABELS.get(k, k)), n) for k, n in fr.by_source.items()]),
+        counts("feedback_by_type", _("Feedback by type"), _("Type"), "type",
+               [(k, str(TYPE_LABELS[k]) if k != NOT_CODED else not_coded) for k in fr.by_type]),
+        counts("feedback_by_topic", _("Feedback by topic"), _("Topic"), "topic",
+               [(k, topic(k) if k != NOT_CODED else _("No topic yet")) for k in fr.by_topic]),
+        counts("feedback_by_country", _("Feedback by country"), _("Country"), "country",
+               [(k, country_name(k)) for k in fr.by_country]),
+        counts("feedback_by_month", _("Feedback over time"), _("Month"), "month",
+               [(k, format_date(date.fromisoformat(k + "-01"), "MMM y")) for k in fr.by_month], "columns"),
+        counts("feedback_by_source", _("Feedback by source"), _("Source"), "source",
+               [(k, str(SOURCE_LABELS.get(k, k))) for k in fr.by_source]),
     ]
     if rumours:
         t = Table("rumours", _("Rumours and perceptions"), [_("Received"), _("Country"), _("Source"), _("Topic"),

@@ -129,6 +129,7 @@ def app(_app):
         db.session.remove()
         _empty_tables()
         db.session.remove()
+        _app.extensions.pop("c4d_disclosure_cubes", None)  # a new database: the reports' cubes go with the old
         ctx.pop()
         _app.config.clear()
         _app.config.update(config)

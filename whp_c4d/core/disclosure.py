@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import product
+from itertools import chain, product
 
 from .smallcells import SMALL_CELL
 
@@ -87,8 +87,8 @@ class Cube:
     says which cells a report can show (default: all); the others are neither checked nor hidden."""
 
     #: How many records under a small count, and how many neighbours per dimension, a witness is sought among.
-    CANDIDATES = 4
-    NEIGHBOURS = 6
+    CANDIDATES = 3
+    NEIGHBOURS = 4
 
     def __init__(self, layout: Layout, counts: dict[tuple, dict[str, int]] | None = None,
                  people: dict[tuple, dict[str, set]] | None = None, threshold: int = SMALL_CELL,
@@ -97,6 +97,13 @@ class Cube:
         self.threshold = threshold
         self.published = published or (lambda cell, measure: True)
         self.units = layout.units()
+        flat = [i for unit in self.units for i in unit]  # unit order -> dimension order
+        position = [flat.index(i) for i in range(len(layout.dims))]
+        self._reorder = (lambda t: (t[position[0]],)) if len(position) == 1 else \
+            (lambda t, get=__import__("operator").itemgetter(*position): get(t))
+        self._projections: dict[tuple, list[tuple]] = {}
+        self._marginal_sets: dict[tuple, frozenset[tuple]] = {}
+        self._close: dict[tuple, list[tuple]] = {}
         self.values: dict[tuple, dict[str, int]] = {}
         self.base: set[tuple] = set()
         self._build(counts or {}, people or {})
@@ -108,21 +115,28 @@ class Cube:
     # --- building -------------------------------------------------------------------------------------
 
     def _project(self, cell: tuple) -> list[tuple]:
-        return [tuple(cell[i] for i in unit) for unit in self.units]
+        found = self._projections.get(cell)
+        if found is None:
+            found = self._projections[cell] = [tuple(cell[i] for i in unit) for unit in self.units]
+        return found
 
     def _assemble(self, parts: Iterable[tuple]) -> tuple:
-        cell = [None] * len(self.layout.dims)
-        for unit, chosen in zip(self.units, parts, strict=True):
-            for i, v in zip(unit, chosen, strict=True):
-                cell[i] = v
-        return tuple(cell)
+        return self._reorder(tuple(chain.from_iterable(parts)))
 
-    def _marginals(self, key: tuple) -> list[tuple]:
-        return [self._assemble(combo) for combo in product(*[_ancestors(p) for p in self._project(key)])]
+    def _marginals(self, key: tuple) -> frozenset[tuple]:
+        found = self._marginal_sets.get(key)
+        if found is None:
+            found = self._marginal_sets[key] = frozenset(
+                self._assemble(combo) for combo in product(*[_ancestors(p) for p in self._project(key)]))
+        return found
 
     def _build(self, counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set]]) -> None:
         sums: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         sets: dict[tuple, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+        self._under: dict[tuple, list[tuple]] = defaultdict(list)  # a cell -> the records it sums
+        for key in set(counts) | set(people):
+            for cell in self._marginals(key):
+                self._under[cell].append(key)
         for key, measures in counts.items():
             self.base.add(key)
             for cell in self._marginals(key):
@@ -168,47 +182,70 @@ class Cube:
         """The cells changed by the cheapest witness found for ``x``: the sum of the counts newly hidden,
         over a few records under ``x`` and, unit by unit, the best neighbour to alternate with."""
         xs = self._project(x)
-        under = [b for b in base if all(xp in _ancestors(bp) for xp, bp in zip(xs, self._project(b), strict=True))]
+        under = [b for b in self._under.get(x, ()) if self.value(b, m) > 0]
         under.sort(key=lambda b: (self.value(b, m), self._order[b]))
         best: tuple[float, set[tuple]] | None = None
         for b in under[:self.CANDIDATES]:
             bs = self._project(b)
             choice: list[tuple | None] = [None] * len(self.units)  # the neighbour per unit, or None
-            cost, cells = self._cost(bs, choice, m)
+            cost, cells = float("inf"), set()  # alternating nowhere (hiding every marginal of b): the fallback
             for k in range(len(self.units)):
                 others = tuple(bs[:k] + bs[k + 1:])
                 near = [s for s in rest[k].get(others, ()) if s != bs[k] and xs[k] not in _ancestors(s)]
                 near.sort(key=lambda s: self.value(self._assemble(bs[:k] + [s] + bs[k + 1:]), m))
                 for s in near[:self.NEIGHBOURS]:
                     trial = choice[:k] + [s] + choice[k + 1:]
-                    c, found = self._cost(bs, trial, m)
+                    c, found = self._cost(bs, trial, m, min(cost, best[0] if best else cost))
                     if c < cost:
                         cost, cells, choice = c, found, trial
+            if cost == float("inf"):
+                cost, cells = self._cost(bs, choice, m)
             if best is None or cost < best[0]:
                 best = (cost, cells)
             # Or a pair: one more here, one fewer in a record outside ``x`` that differs in several units
             # (sparse data, where no hypercube has all its corners). It changes the cells holding one of them.
-            mine = set(self._marginals(b))
-            outside = [o for o in base if not all(xp in _ancestors(op) for xp, op in zip(
-                xs, self._project(o), strict=True))]
+            mine = self._marginals(b)
+            outside = [o for o in self._nearby(b) if self.value(o, m) > 0 and x not in self._marginals(o)]
             outside.sort(key=lambda o: (sum(p != q for p, q in zip(bs, self._project(o), strict=True)),
                                         self.value(o, m), self._order[o]))
             for o in outside[:self.NEIGHBOURS]:
-                cells = mine ^ set(self._marginals(o))
+                cells = mine ^ self._marginals(o)
                 cost = sum(self._price(c, m) for c in cells if (c, m) not in self.hidden and self.published(c, m))
                 if cost < best[0]:
                     best = (cost, cells)
         return best[1] if best else {x}
+
+    def _nearby(self, b: tuple) -> list[tuple]:
+        """Records that differ from ``b`` in one or two units (the candidates for a pair witness)."""
+        found = self._close.get(b)
+        if found is not None:
+            return found
+        if not hasattr(self, "_by_pair"):
+            self._by_pair: dict[tuple, list[tuple]] = defaultdict(list)
+            n = len(self.units)
+            for r in self.base:
+                ps = self._project(r)
+                for k1 in range(n):
+                    for k2 in range(k1 + 1, n):
+                        self._by_pair[(k1, k2, tuple(p for i, p in enumerate(ps) if i not in (k1, k2)))].append(r)
+        ps, n, near = self._project(b), len(self.units), set()
+        for k1 in range(n):
+            for k2 in range(k1 + 1, n):
+                near.update(self._by_pair.get((k1, k2, tuple(p for i, p in enumerate(ps) if i not in (k1, k2))), ()))
+        near.discard(b)
+        found = self._close[b] = sorted(near, key=self._order.__getitem__)
+        return found
 
     def _price(self, cell: tuple, m: str) -> float:
         """What hiding a count costs readers: more for a bigger count, and more the more it sums up (a
         campaign's total matters more than one language in one week)."""
         return self.value(cell, m) * 4 ** sum(v is ALL for v in cell)
 
-    def _cost(self, bs: list[tuple], choice: list[tuple | None], m: str) -> tuple[float, set[tuple]]:
+    def _cost(self, bs: list[tuple], choice: list[tuple | None], m: str,
+              bound: float = float("inf")) -> tuple[float, set[tuple]]:
         """The cells a witness changes (per unit: the record's marginals, or those that tell the record
         from its neighbour) and what hiding them costs; infinite when one of them holds no count (a 0 is
-        shown, so it cannot hide anything)."""
+        shown, so it cannot hide anything) or when it costs more than ``bound`` (a better one is known)."""
         per_unit = []
         for b, s in zip(bs, choice, strict=True):
             if s is None:
@@ -217,16 +254,19 @@ class Cube:
                 mine, theirs = set(_ancestors(b)), set(_ancestors(s))
                 per_unit.append(sorted(mine ^ theirs, key=repr))
         cells, cost = set(), 0.0
+        values, hidden, published, reorder = self.values, self.hidden, self.published, self._reorder
         for combo in product(*per_unit):
-            cell = self._assemble(combo)
-            n = self.value(cell, m)
+            cell = reorder(tuple(chain.from_iterable(combo)))
+            n = values.get(cell, {}).get(m, 0)
             if n == 0:
-                if self.published(cell, m):
+                if published(cell, m):
                     return float("inf"), set()
                 continue
             cells.add(cell)
-            if (cell, m) not in self.hidden and self.published(cell, m):
-                cost += self._price(cell, m)
+            if (cell, m) not in hidden and published(cell, m):
+                cost += n * 4 ** sum(v is ALL for v in cell)
+                if cost >= bound:
+                    return float("inf"), set()
         return cost, cells
 
     # --- reading ----------------------------------------------------------------------------------------

@@ -16,28 +16,27 @@ one away; so is a range that holds every week of a hidden view."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
+from flask import current_app
 
 from ..core.disclosure import ALL, Cube, Layout
+from ..core.models import utcnow
 from ..extensions import db
-from . import facts
+from ..inbound.models import InboundMessage
+from . import facts, rollup
 from .filters import ReportFilters
 
 _UNKNOWN = object()  # the campaign of a step no message names
 
-#: The last cubes built, by what they were built from: a page, its exports and the API answers of one state
-#: of the data share them (an attacker's thousand queries cost one build).
-_CACHE: OrderedDict[tuple, tuple[Cube, Cube | None]] = OrderedDict()
+#: The last cubes built per app (``app.extensions``), by report, viewer scope and weeks: a page, its
+#: exports and the API answers of one state of the data share them (an attacker's thousand queries cost
+#: one build). Each entry: (records, built (monotonic), whole, ranged, built (UTC)).
 _CACHE_SIZE = 16
 _LOCK = threading.Lock()
-
-
-def _frozen(counts: dict[tuple, dict[str, int]], people: dict[tuple, dict[str, set[int]]]) -> tuple:
-    return (frozenset((k, frozenset(v.items())) for k, v in counts.items()),
-            frozenset((k, m, frozenset(who)) for k, v in people.items() for m, who in v.items()))
 
 
 class Guard:
@@ -45,29 +44,38 @@ class Guard:
 
     layout: Layout
     published: Callable[[tuple, str], bool] | None = None
+    may_lag = False  # whether a cube built from older records may serve for a while (see the cache)
 
-    def __init__(self, f: ReportFilters, counts: dict[tuple, dict[str, int]],
-                 people: dict[tuple, dict[str, set[int]]] | None = None):
+    def __init__(self, f: ReportFilters, stamp, load: Callable[[], tuple[dict, dict]]):
+        """``stamp``: what the records are, cheaply (e.g. the rollups used and the latest inbound id);
+        ``load``: the records themselves, (counts, people) per base cell, read only when a cube is built."""
         self.f = f
-        people = people or {}
         self.week = self.layout.dims.index("week")
         self.weeks = (f.date_from.isoformat() if f.date_from else "", f.date_to.isoformat() if f.date_to else "9999")
         ranged = bool(f.date_from or f.date_to)
-        key = (type(self).__name__, _frozen(counts, people), self.weeks if ranged else None)
+        key = (type(self).__name__, f.scope, self.weeks if ranged else None)
+        now = time.monotonic()
+        cache = current_app.extensions.setdefault("c4d_disclosure_cubes", OrderedDict())
         with _LOCK:
-            found = _CACHE.get(key)
-            if found is not None:
-                _CACHE.move_to_end(key)
-        if found is None:
-            w = self.week
-            found = (self._cube(counts, people),
-                     self._cube({k: v for k, v in counts.items() if self._in_range(k[w])},
-                                {k: v for k, v in people.items() if self._in_range(k[w])}) if ranged else None)
-            with _LOCK:
-                _CACHE[key] = found
-                while len(_CACHE) > _CACHE_SIZE:
-                    _CACHE.popitem(last=False)
-        self.whole, self.ranged = found
+            found = cache.get(key)
+            same = found is not None and found[0] == stamp
+            if same or (found is not None and self.may_lag and now - found[1] < rollup.refresh_seconds()):
+                cache.move_to_end(key)
+                # Built from the same records, or recently enough: like a rollup, the engagement report may
+                # be a few minutes behind ("as of"), so that a busy evening does not rebuild it on every page.
+                self.whole, self.ranged = found[2], found[3]
+                self.as_of = None if same else found[4]
+                return
+        counts, people = load()
+        w = self.week
+        whole = self._cube(counts, people)
+        part = (self._cube({k: v for k, v in counts.items() if self._in_range(k[w])},
+                           {k: v for k, v in people.items() if self._in_range(k[w])}) if ranged else None)
+        self.whole, self.ranged, self.as_of = whole, part, None
+        with _LOCK:
+            cache[key] = (stamp, now, whole, part, utcnow())
+            while len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
 
     def _cube(self, counts, people) -> Cube:
         return Cube(self.layout, counts=counts, people=people, published=self.published)
@@ -171,6 +179,7 @@ def _engagement_counts(rows: Iterable[facts.OutRow]) -> dict[tuple, dict[str, in
 
 
 class EngagementGuard(Guard):
+    may_lag = True
     layout = Layout(("campaign", "step", "country", "language", "channel", "week", "reason"),
                     nested={"step": "campaign"})
 
@@ -182,9 +191,14 @@ class EngagementGuard(Guard):
     def __init__(self, f: ReportFilters, rows: list[facts.OutRow]):
         """``rows``: the outbox of every campaign, at the finest grain (the rollups and the replies)."""
         self._step_campaign = {r.step: r.campaign for r in rows if r.step is not None}
-        counts = _engagement_counts(r for r in rows if f.scope is None or r.country in f.scope)
-        people = {k + (None,): v for k, v in facts.people_records(ReportFilters(scope=f.scope)).items()}
-        super().__init__(f, counts, people)
+
+        def load():
+            counts = _engagement_counts(r for r in rows if f.scope is None or r.country in f.scope)
+            people = {k + (None,): v for k, v in facts.people_records(ReportFilters(scope=f.scope)).items()}
+            return counts, people
+
+        latest = db.session.scalar(sa.select(sa.func.max(InboundMessage.id))) or 0
+        super().__init__(f, (hash(frozenset(rows)), len(rows), latest), load)
 
     def view(self, **extra) -> dict:
         v = super().view(**({"step": self.f.step_id} if self.f.step_id else {}) | extra)
@@ -211,18 +225,25 @@ class FeedbackGuard(Guard):
         from ..feedback.models import FeedbackItem, FeedbackTopic
 
         fi = FeedbackItem
-        week, month = facts.week_of(fi.received_at), facts.month_of(fi.received_at)
-        keys = [fi.campaign_id, fi.step_id, fi.country, fi.language, fi.channel, week, month, fi.type, FeedbackTopic.code,
-                fi.source]
-        q = (sa.select(*keys, sa.func.count()).select_from(fi)
-             .join(FeedbackTopic, FeedbackTopic.id == fi.topic_id, isouter=True)
-             .where(*ReportFilters(scope=f.scope).country_allowed(fi.country)).group_by(*keys))
-        counts: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for campaign, step, country, language, channel, w, m, kind, topic, source, n in db.session.execute(q):
-            key = (campaign, step, country, language, channel, facts.day_key(w), kind or "", topic or "", source,
-                   facts.day_key(m)[:7])
-            counts[key]["items"] += n
-        super().__init__(f, counts)
+
+        def load():
+            week, month = facts.week_of(fi.received_at), facts.month_of(fi.received_at)
+            keys = [fi.campaign_id, fi.step_id, fi.country, fi.language, fi.channel, week, month, fi.type,
+                    FeedbackTopic.code, fi.source]
+            q = (sa.select(*keys, sa.func.count()).select_from(fi)
+                 .join(FeedbackTopic, FeedbackTopic.id == fi.topic_id, isouter=True)
+                 .where(*ReportFilters(scope=f.scope).country_allowed(fi.country)).group_by(*keys))
+            counts: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            for campaign, step, country, language, channel, w, m, kind, topic, source, n in db.session.execute(q):
+                key = (campaign, step, country, language, channel, facts.day_key(w), kind or "", topic or "",
+                       source, facts.day_key(m)[:7])
+                counts[key]["items"] += n
+            return counts, {}
+
+        stamp = tuple(db.session.execute(sa.select(sa.func.count(), sa.func.max(fi.id), sa.func.max(fi.updated_at),
+                                                   sa.func.max(FeedbackTopic.id)).select_from(fi).join(
+            FeedbackTopic, FeedbackTopic.id == fi.topic_id, isouter=True)).one())
+        super().__init__(f, stamp, load)
 
     def view(self, **extra) -> dict:
         return super().view(**({"step": self.f.step_id} if self.f.step_id else {}) | extra)

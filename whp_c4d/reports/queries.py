@@ -141,7 +141,7 @@ def engagement(f: ReportFilters, dimensions: Sequence[str] = ("campaign",)) -> E
             funnel.replied, funnel.opted_out = g.value("replied", **{d: key}), g.value("opted_out", **{d: key})
     names = _names(by)
     ordered = {d: dict(sorted(by[d].items(), key=lambda kv, d=d: _order(d, kv[0], names))) for d in dims}
-    stale = [ru.computed_at for ru in rollups if not ru.current]
+    stale = [ru.computed_at for ru in rollups if not ru.current] + ([g.as_of] if g.as_of else [])
     return Engagement(filters=f, dimensions=dims, total=total, by=ordered, reasons=reasons, cost=dict(cost),
                       names=names, as_of=min(stale) if stale else None, guard=g)
 

@@ -62,8 +62,7 @@ def test_the_form_answers_the_same_too(app, make_user, make_partner, make_contac
     pages = []
     for number in (NEW, KNOWN, ERASED):
         r = client.post("/contacts/new", data={"phone": number, "country": "GT", "language": "es",
-                                               "channels": ["sms"], "consent_source": "partner_registration",
-                                               "consent_date": "2026-12-01"},
+                                               "channels": ["sms"], "consent_date": "2026-12-01"},
                         headers={"Accept-Language": "en"}, follow_redirects=True)
         assert r.status_code == 200
         page = r.get_data(as_text=True)

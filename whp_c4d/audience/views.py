@@ -115,7 +115,8 @@ def _contact_form() -> ContactForm:
         form.language.data = ui if ui in dict(form.language.choices) else "es"
         if g.user.partner is not None:
             form.country.data = g.user.partner.country
-            form.consent_source.data = "partner_registration"
+    if g.user.partner is not None:  # not on their form: a partner's registration is always theirs
+        form.consent_source.data = "partner_registration"
     return form
 
 

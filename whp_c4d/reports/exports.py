@@ -53,8 +53,9 @@ def about(title: str, filters: dict[str, str], generated: datetime) -> list[list
     described = "; ".join(f"{k}={v}" for k, v in filters.items()) or _("none")
     return [["WHP C4D", title], [_("Generated (UTC)"), generated.strftime("%Y-%m-%d %H:%M")],
             [_("Filters"), described],
-            [_("Note"), _("Counts under 5 are shown as “<5” so that nobody can be singled out; people are "
-                          "shown by pseudonym, never by number.")]]
+            [_("Note"), " ".join((_("Counts under 5, and counts that would let one be worked out from the totals, "
+                                    "are shown as “<5” so that nobody can be singled out."),
+                                  _("People appear by pseudonym only.")))]]
 
 
 def _table_rows(t: Table) -> Iterator[list]:

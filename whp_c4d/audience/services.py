@@ -93,11 +93,16 @@ def reveal_number(contact: Contact, user: User, ip: str | None) -> str | None:
 
 # --- contacts --------------------------------------------------------------------------------
 
-def new_pseudonym() -> str:
+def _unique_code(prefix: str, length: int, column) -> str:
+    """A random code (Crockford's alphabet) no row holds in ``column`` yet."""
     while True:
-        candidate = "C-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(6))
-        if not db.session.scalar(sa.select(Contact.id).where(Contact.pseudonym == candidate)):
+        candidate = prefix + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(length))
+        if not db.session.scalar(sa.select(column).where(column == candidate)):
             return candidate
+
+
+def new_pseudonym() -> str:
+    return _unique_code("C-", 6, Contact.pseudonym)
 
 
 def is_suppressed(e164: str) -> bool:
@@ -220,10 +225,7 @@ def register_for_partner(*, partner_id: int, phone: str, country: str | None, la
 
 
 def _new_reference() -> str:
-    while True:
-        candidate = "R-" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(8))
-        if not db.session.scalar(sa.select(PartnerRegistration.id).where(PartnerRegistration.reference == candidate)):
-            return candidate
+    return _unique_code("R-", 8, PartnerRegistration.reference)
 
 
 def partner_registrations(partner_id: int) -> sa.Select:

@@ -21,7 +21,7 @@ ROLE_LABELS = {
 ACTIONS: dict[str, str] = {
     "dashboard.view": "See the dashboard",
     "account.edit": "Change one's own language and password",
-    "contacts.view": "List and open contacts (scoped; pseudonyms for evaluators and partners)",
+    "contacts.view": "List and open contacts (scoped; pseudonyms for evaluators; partners list their registrations)",
     "contacts.create": "Register a contact with their consent",
     "contacts.edit": "Edit a contact, add numbers, record consent or opt-out",
     "contacts.reveal": "Reveal a contact's phone number (audited)",

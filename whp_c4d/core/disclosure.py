@@ -198,8 +198,9 @@ class Cube:
                     c, found = self._cost(bs, trial, m, min(cost, best[0] if best else cost))
                     if c < cost:
                         cost, cells, choice = c, found, trial
-            if cost == float("inf"):
-                cost, cells = self._cost(bs, choice, m)
+            plain = self._cost(bs, [None] * len(self.units), m, cost)  # dropped as soon as it costs more
+            if plain[0] < cost:
+                cost, cells = plain
             if best is None or cost < best[0]:
                 best = (cost, cells)
             # Or a pair: one more here, one fewer in a record outside ``x`` that differs in several units

@@ -97,12 +97,18 @@ class Guard:
     def cube(self) -> Cube:
         return self.ranged or self.whole
 
+    def measure(self, measure: str, extra: dict) -> tuple[str, dict]:
+        """The cube's measure and cell for a count a report names (a subclass may map one to another)."""
+        return measure, extra
+
     def value(self, measure: str, **extra) -> int:
+        measure, extra = self.measure(measure, extra)
         c = self.cube()
         return c.value(self._cell(c, **extra), measure)
 
     def hidden(self, measure: str, **extra) -> bool:
         """Whether the view's count (or one row of its breakdown: ``extra``) is hidden."""
+        measure, extra = self.measure(measure, extra)
         whole_cell = self._cell(self.whole, **extra)
         if _UNKNOWN in whole_cell:
             return True
@@ -154,21 +160,22 @@ def reason_key(reason: str | None, code: int | None) -> str:
     return f"{reason or ''}:{code or ''}"
 
 
-def _engagement_counts(rows: Iterable[facts.OutRow]) -> dict[tuple, dict[str, int]]:
+def _engagement_counts(rows: Iterable[facts.OutRow], answers: bool) -> dict[tuple, dict[str, int]]:
+    """Per record: the funnel's messages, or (``answers``) the answers to people, which cost but are not in
+    the funnel. They are two cubes: no report shows their sum (it would give one away from the other)."""
     out: dict[tuple, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in rows:
+        if r.reply != answers:
+            continue
         failed = r.status in facts.FAILED_STATUSES and not r.reply
         v = out[(r.campaign, r.step, r.country, r.language, r.channel, r.week,
                  reason_key(r.reason, r.code) if failed else None)]
         if r.sent:
-            v["cost_messages"] += r.n
+            v["sent"] += r.n
             v["cost_segments"] += r.units
-            v["cost_replies"] += r.n if r.reply else 0
         if r.reply:
             continue
         v["targeted"] += r.n
-        if r.sent:
-            v["sent"] += r.n
         if r.status in facts.DELIVERED_STATUSES:
             v["delivered"] += r.n
         if r.status == "read":
@@ -178,33 +185,63 @@ def _engagement_counts(rows: Iterable[facts.OutRow]) -> dict[tuple, dict[str, in
     return out
 
 
-class EngagementGuard(Guard):
-    may_lag = True
+class _Outbox(Guard):
     layout = Layout(("campaign", "step", "country", "language", "channel", "week", "reason"),
                     nested={"step": "campaign"})
+    may_lag = True
 
     @staticmethod
     def published(cell: tuple, measure: str) -> bool:
-        """Only failures are shown by reason."""
-        return cell[-1] is ALL or measure == "failed"
-
-    def __init__(self, f: ReportFilters, rows: list[facts.OutRow]):
-        """``rows``: the outbox of every campaign, at the finest grain (the rollups and the replies)."""
-        self._step_campaign = {r.step: r.campaign for r in rows if r.step is not None}
-
-        def load():
-            counts = _engagement_counts(r for r in rows if f.scope is None or r.country in f.scope)
-            people = {k + (None,): v for k, v in facts.people_records(ReportFilters(scope=f.scope)).items()}
-            return counts, people
-
-        latest = db.session.scalar(sa.select(sa.func.max(InboundMessage.id))) or 0
-        super().__init__(f, (hash(frozenset(rows)), len(rows), latest), load)
+        """Failures are shown by reason; units are never checked on their own (see ``EngagementGuard``)."""
+        return measure != "cost_segments" and (cell[-1] is ALL or measure == "failed")
 
     def view(self, **extra) -> dict:
         v = super().view(**({"step": self.f.step_id} if self.f.step_id else {}) | extra)
         if "step" in v and "campaign" not in v:  # a step is broken down under its campaign
-            v["campaign"] = self._step_campaign.get(v["step"], _UNKNOWN)
+            v["campaign"] = self.step_campaign.get(v["step"], _UNKNOWN)
         return v
+
+
+class AnswersGuard(_Outbox):
+    """Answers to people (acknowledgements, the inbox's replies): what the cost report counts apart."""
+
+    def __init__(self, f: ReportFilters, rows: list[facts.OutRow], stamp, step_campaign: dict):
+        self.step_campaign = step_campaign
+        super().__init__(f, stamp, lambda: (_engagement_counts(
+            (r for r in rows if f.scope is None or r.country in f.scope), answers=True), {}))
+
+
+class EngagementGuard(_Outbox):
+    """The funnel, failures by reason, people; and, through ``answers``, the cost's counts."""
+
+    def __init__(self, f: ReportFilters, rows: list[facts.OutRow]):
+        """``rows``: the outbox of every campaign, at the finest grain (the rollups and the replies)."""
+        self.step_campaign = {r.step: r.campaign for r in rows if r.step is not None}
+
+        def load():
+            counts = _engagement_counts((r for r in rows if f.scope is None or r.country in f.scope), answers=False)
+            people = {k + (None,): v for k, v in facts.people_records(ReportFilters(scope=f.scope)).items()}
+            return counts, people
+
+        latest = db.session.scalar(sa.select(sa.func.max(InboundMessage.id))) or 0
+        stamp = (hash(frozenset(rows)), len(rows), latest)
+        super().__init__(f, stamp, load)
+        self.answers = AnswersGuard(f, rows, stamp, self.step_campaign)
+
+    def value(self, measure: str, **extra) -> int:
+        if measure == "cost_replies":
+            return self.answers.value("sent", **extra)
+        if measure == "cost_segments":
+            return super().value(measure, **extra) + self.answers.value(measure, **extra)
+        return super().value(measure, **extra)
+
+    def hidden(self, measure: str, **extra) -> bool:
+        if measure == "cost_replies":
+            return self.answers.hidden("sent", **extra)
+        if measure == "cost_segments":  # a WhatsApp message is one unit: units show only where both counts do
+            return any(g.value("sent", **extra) and g.hidden("sent", **extra)
+                       for g in (super(), self.answers))
+        return super().hidden(measure, **extra)
 
 
 # --- feedback --------------------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def _money(value: Decimal | None, currency: str | None = None) -> str:
 
 def cost_tables(c: CostReport, *, by_campaign: bool = True) -> list[Table]:
     t = Table("cost", _("Units sent and estimated spend, by country and channel"),
-              [_("Country"), _("Channel"), _("Messages sent"), _("Of which replies"), _("Units (SMS segments)"),
+              [_("Country"), _("Channel"), _("Campaign messages sent"), _("Answers to people"), _("Units (SMS segments)"),
                _("Price per unit"), _("Estimated spend")], chart="bars", column=4, numeric=frozenset({2, 3, 4, 5, 6}))
     g = c.guard
     for line in c.lines:
@@ -161,10 +161,10 @@ def cost_tables(c: CostReport, *, by_campaign: bool = True) -> list[Table]:
         units = g.shown("cost_segments", **where)
         spend = HIDDEN if hidden(units) or line.spend is None else _money(line.spend, line.currency)
         price = f"{line.price} {line.currency}" if line.price is not None else _("no price")
-        t.rows.append([country_name(line.country), _channel(line.channel), g.shown("cost_messages", **where),
+        t.rows.append([country_name(line.country), _channel(line.channel), g.shown("sent", **where),
                        g.shown("cost_replies", **where), units, price, spend])
     total_units = g.shown("cost_segments")
-    t.total = [_("Total"), "", g.shown("cost_messages"), g.shown("cost_replies"), total_units, "",
+    t.total = [_("Total"), "", g.shown("sent"), g.shown("cost_replies"), total_units, "",
                HIDDEN if hidden(total_units) else
                "; ".join(_money(v, cur) for cur, v in sorted(c.totals.items())) or HIDDEN]
     t.note = _("Spend is estimated at today's prices per unit (an SMS segment, a WhatsApp message); “—” where "
@@ -172,14 +172,15 @@ def cost_tables(c: CostReport, *, by_campaign: bool = True) -> list[Table]:
     tables = [t]
     if by_campaign:
         b = Table("cost_by_campaign", _("Units sent and estimated spend, by campaign"),
-                  [_("Campaign"), _("Messages sent"), _("Units (SMS segments)"), _("Estimated spend")], chart="bars",
-                  column=2, numeric=frozenset({1, 2, 3}))
+                  [_("Campaign"), _("Campaign messages sent"), _("Answers to people"), _("Units (SMS segments)"),
+                   _("Estimated spend")], chart="bars", column=3, numeric=frozenset({1, 2, 3, 4}))
         for cid, name, _units, spend in c.by_campaign:
             label = name or (_("Campaign %(id)s", id=cid) if cid else _("No campaign (replies)"))
             shown_units = g.shown("cost_segments", campaign=cid)
             money = HIDDEN if hidden(shown_units) else ("; ".join(_money(v, cur) for cur, v in sorted(spend.items()))
                                                         or HIDDEN)
-            b.rows.append([label, g.shown("cost_messages", campaign=cid), shown_units, money])
+            b.rows.append([label, g.shown("sent", campaign=cid), g.shown("cost_replies", campaign=cid), shown_units,
+                           money])
         tables.append(b)
     return tables
 

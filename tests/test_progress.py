@@ -52,7 +52,7 @@ def test_evaluators_see_counts_under_five_as_less_than_five(app, campaign_with_o
                       headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert 'data-total="delivered">&lt;5<' in page and 'data-cell="GT|es|sms|failed">&lt;5<' in page
     assert 'data-total="waiting">7<' in page and 'data-field="rate_per_minute">&lt;5<' in page
-    assert "Counts under 5 are shown as" in page
+    assert "Counts under 5, and counts that would let one be worked out" in page
     assert '<td class="num">&lt;5</td>' in page  # the failure by reason
 
 
@@ -72,3 +72,20 @@ def test_those_who_operate_the_campaign_see_exact_counts(app, campaign_with_outb
 def test_partners_do_not_see_progress(app, campaign_with_outbox, make_user, client, login):
     login(client, make_user("partner"))
     assert client.get(f"/campaigns/{campaign_with_outbox.id}/progress?format=json").status_code in (403, 404)
+
+
+def test_no_hidden_count_is_the_total_minus_the_others(app, campaign_with_outbox, make_user, client, login):
+    """Issue 13, finding 2 on this page: 10 delivered and 2 failed of 12 showed "10", "<5" and "12", so the
+    failures were 12 - 10. Now a hidden count never stands alone in a line (a column, a group, the reasons)."""
+    db.session.execute(sa.update(OutboundMessage).where(OutboundMessage.status == "pending")
+                       .values(status="delivered"))
+    db.session.commit()
+    login(client, make_user("evaluator"))
+    data = _json(client, campaign_with_outbox)
+    assert data["total"] == "12" and data["totals"]["failed"] == "<5"
+    assert data["totals"]["delivered"] == "<5"  # hidden with the 2 failures, though it is 10
+    group = data["groups"][0]
+    assert group["delivered"] == "<5" and group["failed"] == "<5"
+    officer = app.test_client()
+    login(officer, make_user("officer"))
+    assert _json(officer, campaign_with_outbox)["totals"]["delivered"] == 10

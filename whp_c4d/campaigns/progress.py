@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from ..core.disclosure import ALL, Cube, Layout
 from ..core.models import utcnow
 from ..core.smallcells import cell
 from ..extensions import db
@@ -22,6 +23,14 @@ from .models import Campaign, StepOccurrence
 WAITING = ("pending", "held", "claimed", "sending", "uncertain")
 LEFT = ("queued", "sent", "delivered", "read", "undelivered")  # accepted by Twilio
 COLUMNS = ("waiting", "queued", "sent", "delivered", "read", "failed", "skipped")
+FAILING = ("failed", "undelivered", "skipped", "missed")  # the statuses listed by reason
+#: Every count of the page is a cell of this cube (for those who see small counts hidden).
+LAYOUT = Layout(("country", "language", "channel", "column", "reason"))
+
+
+def _published(cell: tuple, measure: str) -> bool:
+    """Failures are listed by reason for the whole campaign only, over every column."""
+    return cell[4] is ALL or all(v is ALL for v in cell[:4])
 
 
 def _column(status: str) -> str:
@@ -46,30 +55,68 @@ class Progress:
     # None when not asked for (the page's three-second refresh does not show it).
     unreachable: int | None = None
     unreachable_by_reason: dict[str, int] = field(default_factory=dict)
-    at: datetime = field(default_factory=utcnow)
-    suppress_small_cells: bool = False  # counts stay exact here; show() is what people see
+    at_time: datetime = field(default_factory=utcnow)
+    suppress_small_cells: bool = False  # counts stay exact here; at() is what people see
+    # (country, language, channel, column, failure reason or None) -> messages: what every count sums
+    records: dict[tuple, int] = field(default_factory=dict)
+    _cubes: tuple | None = None
 
     @property
     def total(self) -> int:
         return sum(self.totals.values())
 
     def show(self, n: int) -> int | str:
-        """A count of messages (one per person and step occurrence) as this viewer may see it."""
+        """A count on its own (the rate of the last minute) as this viewer may see it."""
         return cell(n) if self.suppress_small_cells else n
 
+    def _cube(self) -> Cube:
+        """The counts as one cube (country, language, channel, column, failure reason), so that no total
+        minus the other rows gives a hidden one away (``core.disclosure``)."""
+        if self._cubes is None:
+            records: dict[tuple, dict[str, int]] = {}
+            for (country, language, channel, column, reason), n in self.records.items():
+                records[(country, language, channel, column, reason)] = {"n": n}
+            people = {(r,): {"n": n} for r, n in self.unreachable_by_reason.items()}
+            self._cubes = (Cube(LAYOUT, counts=records, published=_published),
+                           Cube(Layout(("reason",)), counts=people))
+        return self._cubes[0]
+
+    def at(self, column: str | None = None, group: tuple[str, str, str] | None = None,
+           failure: tuple[str, int | None] | None = None) -> int | str:
+        """A count of messages (one per person and step occurrence) as this viewer may see it: a column's
+        total (or the outbox's: no column), one group's, or one failure reason's."""
+        country, language, channel = group or (ALL, ALL, ALL)
+        reason = f"{failure[0]}:{failure[1] or ''}" if failure else ALL
+        key = (country, language, channel, column or ALL, reason)
+        if not self.suppress_small_cells:
+            return self._exact(key)
+        return str(self._cube().shown(key, "n"))  # as ``cell`` gives it: text, "<5" when hidden
+
+    def _exact(self, key: tuple) -> int:
+        return sum(n for k, n in self.records.items() if all(a is ALL or a == b for a, b in zip(key, k, strict=True)))
+
+    def unreachable_at(self, reason: str | None = None) -> int | str:
+        n = self.unreachable_by_reason.get(reason, 0) if reason else (self.unreachable or 0)
+        if not self.suppress_small_cells:
+            return n
+        self._cube()
+        people = self._cubes[1]
+        return str(people.shown(people.cell(**({"reason": reason} if reason else {})), "n"))
+
     def as_json(self) -> dict:
-        show = self.show
-        return {"totals": {k: show(v) for k, v in self.totals.items()}, "total": show(self.total),
-                "rate_per_minute": show(self.rate_per_minute),
+        at = self.at
+        return {"totals": {k: at(k) for k in self.totals}, "total": at(),
+                "rate_per_minute": self.show(self.rate_per_minute),
                 "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds),
                 "missed_occurrences": self.missed_occurrences, "small_cells_suppressed": self.suppress_small_cells,
-                "groups": [{"country": c, "language": lang, "channel": ch, **{k: show(v) for k, v in cols.items()}}
+                "groups": [{"country": c, "language": lang, "channel": ch, **{k: at(k, (c, lang, ch)) for k in cols}}
                            for c, lang, ch, cols in self.by_group],
-                "failures": [{"reason": r, "error_code": code, "count": show(n)} for r, code, n in self.failures],
+                "failures": [{"reason": r, "error_code": code, "count": at(failure=(r, code))}
+                             for r, code, _n in self.failures],
                 **({} if self.unreachable is None else {
-                    "unreachable": show(self.unreachable),
-                    "unreachable_by_reason": {r: show(n) for r, n in self.unreachable_by_reason.items()}}),
-                "at": self.at.isoformat()}
+                    "unreachable": self.unreachable_at(),
+                    "unreachable_by_reason": {r: self.unreachable_at(r) for r in self.unreachable_by_reason}}),
+                "at": self.at_time.isoformat()}
 
 
 def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_cells: bool = False,
@@ -79,16 +126,23 @@ def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_
     now = now or utcnow()
     m = OutboundMessage
     channel = sa.func.coalesce(m.sent_channel, m.channel)
+    failing = m.status.in_(FAILING)
     rows = db.session.execute(
-        sa.select(m.country, m.language, channel, m.status, sa.func.count(), sa.func.sum(m.segments))
-        .where(m.campaign_id == campaign.id).group_by(m.country, m.language, channel, m.status)).all()
+        sa.select(m.country, m.language, channel, m.status, sa.case((failing, m.reason)),
+                  sa.case((failing, m.error_code)), sa.func.count())
+        .where(m.campaign_id == campaign.id)
+        .group_by(m.country, m.language, channel, m.status, sa.case((failing, m.reason)),
+                  sa.case((failing, m.error_code)))).all()
     totals = dict.fromkeys(COLUMNS, 0)
     groups: dict[tuple, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
+    records: dict[tuple, int] = defaultdict(int)
     waiting_units: dict[str, int] = defaultdict(int)
-    for country, language, ch, status, n, _units in rows:
+    for country, language, ch, status, reason, code, n in rows:
         col = _column(status)
         totals[col] += n
         groups[(country, language, ch)][col] += n
+        failed = status in FAILING
+        records[(country, language, ch, col, f"{reason or '-'}:{code or ''}" if failed else None)] += n
     # Time left counts what is due now; later steps wait for their day, not for the senders.
     for ch, n, units in db.session.execute(
             sa.select(channel, sa.func.count(), sa.func.sum(m.segments)).where(
@@ -97,7 +151,7 @@ def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_
         waiting_units[ch] += int(units or n) if ch == "sms" else n
     failures = db.session.execute(
         sa.select(m.reason, m.error_code, sa.func.count()).where(
-            m.campaign_id == campaign.id, m.status.in_(("failed", "undelivered", "skipped", "missed")))
+            m.campaign_id == campaign.id, m.status.in_(FAILING))
         .group_by(m.reason, m.error_code).order_by(sa.func.count().desc())).all()
     recent = db.session.scalar(sa.select(sa.func.count()).where(
         m.campaign_id == campaign.id, m.sent_at >= now - timedelta(minutes=1))) or 0
@@ -112,4 +166,5 @@ def progress(campaign: Campaign, now: datetime | None = None, *, suppress_small_
     return Progress(totals=totals, by_group=[(c, lang, ch, cols) for (c, lang, ch), cols in sorted(groups.items())],
                     failures=[(r or "-", code, n) for r, code, n in failures], rate_per_minute=recent,
                     eta_seconds=eta, missed_occurrences=missed, unreachable=unreachable,
-                    unreachable_by_reason=by_reason, at=now, suppress_small_cells=suppress_small_cells)
+                    unreachable_by_reason=by_reason, at_time=now, suppress_small_cells=suppress_small_cells,
+                    records=dict(records))

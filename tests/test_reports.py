@@ -633,3 +633,46 @@ def test_report_dates_are_whole_weeks(known, make_user):
     f, errors = parse_filters({"from": "2026-03-04", "to": "2026-03-04"}, evaluator)
     assert errors == [] and (f.date_from.isoformat(), f.date_to.isoformat()) == ("2026-03-02", "2026-03-08")
     assert f.args()["from"] == "2026-03-02" and f.args()["to"] == "2026-03-08"
+
+
+def test_every_export_downloads_from_a_real_server_and_is_audited_once_made(live_app, make_user, make_contact):
+    """Issue 16, item 1: on a real server the coded-feedback CSV answered 500 (the user loaded in the
+    request was read while the response streamed, after its session had ended) and was audited all the same.
+    The test client keeps one session for the whole test and never showed it: this goes over HTTP."""
+    import requests
+
+    from whp_c4d.auth import services
+
+    evaluator = make_user("evaluator")
+    item(text="¿Dónde pido cita?", contact=make_contact(), type="question")
+    token = services.open_session(evaluator)
+    db.session.commit()
+    cookie = live_app.session_interface.get_signing_serializer(live_app).dumps({"_user_id": token, "_fresh": True})
+    http = requests.Session()
+    http.cookies.set(live_app.config["SESSION_COOKIE_NAME"], cookie)
+    base = live_app.config["C4D_PUBLIC_URL"]
+    urls = [f"/reports/{name}.{fmt}" for name in ("engagement", "feedback", "partners", "cost", "feedback-items")
+            for fmt in ("csv", "xlsx")]
+    for url in urls:
+        r = http.get(base + url, timeout=30)
+        assert r.status_code == 200, url
+        assert len(r.content) > 100, url
+    db.session.rollback()
+    exported = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "report.exported")).all()
+    assert len(exported) == len(urls) and {e.actor_id for e in exported} == {evaluator.id}
+
+
+def test_an_export_that_fails_is_not_audited(app, client, make_user, login, monkeypatch):
+    def broken(*_a, **_k):
+        raise RuntimeError("the database went away")
+        yield  # pragma: no cover
+
+    login(client, make_user("evaluator"))
+    item(text="¿Dónde pido cita?", type="question")
+    db.session.commit()
+    monkeypatch.setattr(queries, "_feedback_item_batches", broken)
+    with pytest.raises(RuntimeError):
+        client.get("/reports/feedback-items.csv").get_data()
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "report.exported")) == 0

@@ -10,7 +10,7 @@ the definitions are)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -298,12 +298,18 @@ class FeedbackExportRow:
 
 def feedback_items(f: ReportFilters, user: User, *, batch: int = 1000) -> Iterable[FeedbackExportRow]:
     """Every item the user may see under the filters, oldest first, pseudonymised (the contact's
-    pseudonym, never a number; numbers written in texts masked), read in batches for a streamed export."""
+    pseudonym, never a number; numbers written in texts masked), read in batches for a streamed export.
+
+    Who may see what is decided now, in the request: the rows are read later, while the response
+    streams, when the request's session (and the user loaded in it) may be gone."""
+    return _feedback_item_batches(visible_items(user).where(*_feedback_filters(f)).subquery(), batch)
+
+
+def _feedback_item_batches(visible, batch: int) -> Iterator[FeedbackExportRow]:
     from ..audience.models import Contact
 
     fi = FeedbackItem
     topics = {t.id: t.code for t in db.session.scalars(sa.select(FeedbackTopic))}
-    visible = visible_items(user).where(*_feedback_filters(f)).subquery()
     last = 0
     while True:
         rows = db.session.execute(

@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..audience.models import ContactChannel, PartnerRegistration
 from ..audience.services import enabled_languages, visible_contacts
+from ..auth.models import User
 from ..auth.services import audit
 from ..campaigns.models import Campaign
 from ..core.i18n import all_countries, language_name
@@ -199,10 +200,13 @@ FEEDBACK_ITEM_COLUMNS = (
     ("coded_at", _l("Coded (UTC)")))
 
 
-def _feedback_item_rows(f: ReportFilters, user) -> list:
+def _feedback_item_rows(items, then=None):
+    """The export's rows; ``then`` runs after the last one (the audit of a streamed export)."""
     yield [str(label) for _key, label in FEEDBACK_ITEM_COLUMNS]
-    for row in queries.feedback_items(f, user):
+    for row in items:
         yield [getattr(row, key) for key, _label in FEEDBACK_ITEM_COLUMNS]
+    if then is not None:
+        then()
 
 
 def _export_tables(report: str, f: ReportFilters, campaign: Campaign | None) -> list[tables.Table]:
@@ -219,7 +223,8 @@ def _export_tables(report: str, f: ReportFilters, campaign: Campaign | None) -> 
 
 def export(report: str, fmt: str, campaign_id: int | None = None):
     """Every report as CSV or XLSX, under the filters of its URL; written to the audit log (which report,
-    format and filters; never anything about a person) before the first byte leaves."""
+    format and filters; never anything about a person) once it is made: a streamed one after its last row.
+    Nothing loaded in the request's session is read while it streams (a real server ends that session)."""
     campaign = _campaign(campaign_id) if campaign_id is not None else None
     page = "feedback" if report == "feedback-items" else report
     f, errors = _filters(page, campaign.id if campaign else None)
@@ -227,23 +232,28 @@ def export(report: str, fmt: str, campaign_id: int | None = None):
         message = " ".join(msg for _name, msg in errors)
         return render_template("errors/error.html", code=400, message=message), 400
     now = utcnow()
-    if report == "feedback-items":
-        rows = _feedback_item_rows(f, g.user)
-        title = _("Coded feedback")
-    else:
-        built = _export_tables(report, f, campaign)
-        title = campaign.name if campaign else str(PAGES[report][0])
-    audit("report.exported", g.user, target_type="campaign" if campaign else None,
-          target_id=campaign.id if campaign else None, ip=request.remote_addr, report=report, format=fmt,
-          filters=f.described())
-    db.session.commit()
+    user_id, ip, target = g.user.id, request.remote_addr, campaign.id if campaign else None
+
+    def audited() -> None:
+        """Written once the export is made: a failed one is not recorded as given out."""
+        audit("report.exported", db.session.get(User, user_id), target_type="campaign" if target else None,
+              target_id=target, ip=ip, report=report, format=fmt, filters=f.described())
+        db.session.commit()
+
     name = f"campaign-{campaign.id}" if campaign else report
     if report != "feedback-items":
-        return exports.tables_response(fmt, title, f.described(), built, name, now)
+        built = _export_tables(report, f, campaign)
+        title = campaign.name if campaign else str(PAGES[report][0])
+        response = exports.tables_response(fmt, title, f.described(), built, name, now)
+        audited()
+        return response
+    items = queries.feedback_items(f, g.user)  # who sees what is settled here, in the request
     filename = f"c4d-{name}-{now:%Y%m%d-%H%M}.{fmt}"
-    if fmt == "csv":
-        return exports.csv_response(rows, filename)
-    return exports.xlsx_response(exports.xlsx_file([(title, rows)]), filename)
+    if fmt == "csv":  # streamed: audited after its last row
+        return exports.csv_response(_feedback_item_rows(items, then=audited), filename)
+    path = exports.xlsx_file([(_("Coded feedback"), _feedback_item_rows(items))])
+    audited()
+    return exports.xlsx_response(path, filename)
 
 
 def export_endpoint(report: str, fmt: str) -> str:

@@ -85,3 +85,23 @@ def test_the_demo_has_a_past_campaign_with_replies_feedback_and_partner_reports(
     assert db.session.scalar(sa.select(sa.func.count()).select_from(PartnerReport)) == 3
     suggested = db.session.scalar(sa.select(sa.func.count()).where(FeedbackItem.suggested_type.is_not(None)))
     assert suggested >= db.session.scalar(sa.select(sa.func.count()).select_from(FeedbackItem)) // 2
+
+
+def test_the_demo_partner_sees_its_registrations_and_the_start_says_what_it_does(app, login):
+    """Partners list receipts, not contacts (issue 13): the demo gives its partner the receipts of the
+    Guatemalans it registered. And the first start says what it is doing while it seeds (issue 16, 12)."""
+    from whp_c4d.audience.models import PartnerRegistration
+
+    lines = []
+    seed_demo(echo=lines.append, contacts=44)
+    assert any(line.startswith("Creating the demo:") for line in lines)
+    partner = _user("partner")
+    mine = db.session.scalar(sa.select(sa.func.count()).select_from(PartnerRegistration).where(
+        PartnerRegistration.partner_id == partner.partner_id))
+    guatemalans = db.session.scalar(sa.select(sa.func.count()).select_from(Contact).where(
+        Contact.registered_by_partner_id == partner.partner_id))
+    assert mine == guatemalans > 0
+    client = app.test_client()
+    login(client, partner)
+    page = client.get("/contacts").get_data(as_text=True)
+    assert page.count("R-") >= mine

@@ -61,6 +61,7 @@ def serve_command(host: str, port: int, with_demo: bool, with_worker: bool):
 
     from .auth import services as auth
 
+    click.echo("Preparing the database (applying migrations)…")
     upgrade_database()
     if with_demo:
         from .demo import seed_demo

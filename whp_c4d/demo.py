@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 
 from .audience import services as audience
+from .audience.models import Contact, PartnerRegistration
 from .auth import services as auth
 from .auth.models import PartnerOrganisation, User
 from .core import phones
@@ -57,6 +58,7 @@ def seed_demo(echo: Callable[[str], None] = print, contacts: int = 220) -> bool:
                          partner_id=org.id if role == "partner" else None)
         lines.append(f"  {role:<10} {role + '@' + DEMO_DOMAIN:<28} {password}")
     rng = random.Random(2026)
+    echo(f"Creating the demo: {contacts} fictional contacts in 11 countries…")
     plan = [("GT", "es"), ("HN", "es"), ("SV", "es"), ("MX", "es"), ("HT", "ht"), ("HT", "fr"), ("DO", "es"),
             ("CR", "es"), ("PA", "es"), ("SR", "nl"), ("BZ", "en")]
     per = max(contacts // len(plan), 1)
@@ -71,8 +73,15 @@ def seed_demo(echo: Callable[[str], None] = print, contacts: int = 220) -> bool:
                 consent=audience.ConsentInput(source=rng.choice(["form", "keyword", "partner_registration"])),
                 partner_id=org.id if country == "GT" else None)
     _seed_pilot_group(org)
+    echo("Creating the demo: the shipped campaigns, a pilot group and a past campaign's history…")
     _seed_campaigns(echo)
     _seed_history(org, rng)
+    # The partner's receipts for the people it registered (partners see these, never contacts).
+    for contact in db.session.scalars(sa.select(Contact).where(Contact.registered_by_partner_id == org.id)):
+        db.session.add(PartnerRegistration(
+            reference=audience.new_registration_reference(), partner_id=org.id, contact_id=contact.id,
+            country=contact.country, language=contact.language, channels=contact.channel_names,
+            created_at=contact.created_at))
     db.session.commit()
     echo("\nDemo users (passwords shown once; change them in “My account”):")
     for line in lines:
@@ -195,7 +204,7 @@ def _seed_history(org: PartnerOrganisation, rng: random.Random) -> None:
     activity reports. All fictional, sent to nobody; dates relative to today."""
     from datetime import UTC, date, datetime, time, timedelta
 
-    from .audience.models import Contact, Segment
+    from .audience.models import Segment
     from .campaigns import services as campaigns
     from .feedback.models import PartnerReport
     from .feedback.services import file_inbound, sync_partner_items

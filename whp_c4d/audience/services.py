@@ -215,7 +215,7 @@ def register_for_partner(*, partner_id: int, phone: str, country: str | None, la
                                    at=consent.at, notice_version=consent.notice_version,
                                    purposes=consent.purposes)
     registration = PartnerRegistration(
-        reference=_new_reference(), partner_id=partner_id, contact_id=contact.id if contact else None,
+        reference=new_registration_reference(), partner_id=partner_id, contact_id=contact.id if contact else None,
         user_id=actor.id if actor else None, country=country or parsed.country, language=language,
         channels=channels)
     db.session.add(registration)
@@ -224,7 +224,7 @@ def register_for_partner(*, partner_id: int, phone: str, country: str | None, la
     return registration
 
 
-def _new_reference() -> str:
+def new_registration_reference() -> str:
     return _unique_code("R-", 8, PartnerRegistration.reference)
 
 

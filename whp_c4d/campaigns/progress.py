@@ -73,11 +73,8 @@ class Progress:
         """The counts as one cube (country, language, channel, column, failure reason), so that no total
         minus the other rows gives a hidden one away (``core.disclosure``)."""
         if self._cubes is None:
-            records: dict[tuple, dict[str, int]] = {}
-            for (country, language, channel, column, reason), n in self.records.items():
-                records[(country, language, channel, column, reason)] = {"n": n}
             people = {(r,): {"n": n} for r, n in self.unreachable_by_reason.items()}
-            self._cubes = (Cube(LAYOUT, counts=records, published=_published),
+            self._cubes = (Cube(LAYOUT, counts={k: {"n": n} for k, n in self.records.items()}, published=_published),
                            Cube(Layout(("reason",)), counts=people))
         return self._cubes[0]
 
@@ -85,15 +82,16 @@ class Progress:
            failure: tuple[str, int | None] | None = None) -> int | str:
         """A count of messages (one per person and step occurrence) as this viewer may see it: a column's
         total (or the outbox's: no column), one group's, or one failure reason's."""
+        if not self.suppress_small_cells:  # the counts as grouped, no cube needed
+            if failure:
+                return next(n for r, code, n in self.failures if (r, code) == failure)
+            if group:
+                return next(cols for *key, cols in self.by_group if tuple(key) == group)[column]
+            return self.totals[column] if column else self.total
         country, language, channel = group or (ALL, ALL, ALL)
         reason = f"{failure[0]}:{failure[1] or ''}" if failure else ALL
         key = (country, language, channel, column or ALL, reason)
-        if not self.suppress_small_cells:
-            return self._exact(key)
         return str(self._cube().shown(key, "n"))  # as ``cell`` gives it: text, "<5" when hidden
-
-    def _exact(self, key: tuple) -> int:
-        return sum(n for k, n in self.records.items() if all(a is ALL or a == b for a, b in zip(key, k, strict=True)))
 
     def unreachable_at(self, reason: str | None = None) -> int | str:
         n = self.unreachable_by_reason.get(reason, 0) if reason else (self.unreachable or 0)

@@ -174,11 +174,11 @@ class Cube:
         for x in small:
             if x in covered:
                 continue
-            affected = self._witness(x, m, base, rest)
+            affected = self._witness(x, m, rest)
             covered.update(affected)
             self.hidden.update((c, m) for c in affected if self.published(c, m))
 
-    def _witness(self, x: tuple, m: str, base: list[tuple], rest) -> set[tuple]:
+    def _witness(self, x: tuple, m: str, rest) -> set[tuple]:
         """The cells changed by the cheapest witness found for ``x``: the sum of the counts newly hidden,
         over a few records under ``x`` and, unit by unit, the best neighbour to alternate with."""
         xs = self._project(x)
